@@ -1,0 +1,57 @@
+// Agent: one per host. Registers with the server, heartbeats, follows the
+// command stream (launch, kill), owns executors through the TaskRunner, runs
+// app health checks and reports acknowledged status updates.
+//
+// Runs on one io_context thread. Fencing (design.md): when no server was
+// reached for agent_timeout, every task is killed.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <utility>
+#include <boost/asio/io_context.hpp>
+
+#include "scheduler/scheduler.h"
+
+namespace stele::agent {
+
+struct AgentOptions {
+  std::string server_url;       // "http://127.0.0.1:7070"
+  std::string data_dir;
+  std::string id;               // stable; persisted in data_dir/agent-id when generated
+  std::string hostname;
+  std::string advertise_addr;   // empty: the server uses the address it sees
+  sched::PortRange ports{31000, 32000};
+  sched::Resources resources;
+  std::map<std::string, std::string> attributes;
+  std::vector<std::string> subscriptions;
+  std::string task_user = "stele-task";
+  double agent_timeout_seconds = 30;
+  double recovery_timeout_seconds = 900;
+  std::string token;
+  std::string stele_binary;     // for spawning executors
+};
+
+class Agent {
+ public:
+  Agent(boost::asio::io_context& io, AgentOptions opts);
+  ~Agent();
+  // Recovers executors and starts the loops.
+  void start();
+  // Stops the loops; tasks keep running (their executors wait for an agent).
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads or creates the agent id in data_dir/agent-id.
+std::string load_or_create_agent_id(const std::string& data_dir, const std::string& given);
+// Detects cpus, mem (MB) and disk (MB, of data_dir's filesystem).
+sched::Resources detect_resources(const std::string& data_dir);
+
+}  // namespace stele::agent

@@ -1,0 +1,105 @@
+#include "api/api_server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/api_impl.h"
+
+namespace stele::api {
+
+namespace asio = boost::asio;
+
+net::AsyncSignal& ApiServer::Impl::agent_signal(const std::string& id) {
+  auto& p = agent_signals[id];
+  if (!p) p = std::make_shared<net::AsyncSignal>(io.get_executor());
+  return *p;
+}
+
+void ApiServer::Impl::kick() {
+  if (tick_pending || stopped) return;
+  tick_pending = true;
+  asio::post(io, [this] {
+    tick_pending = false;
+    if (!stopped) cluster.tick();
+  });
+}
+
+std::optional<net::HttpResponse> ApiServer::Impl::check_auth(const net::HttpRequest& req, bool always) const {
+  bool mutating = req.method != "GET" && req.method != "HEAD";
+  if (!opts.require_token || (!mutating && !always)) return std::nullopt;
+  std::string h = req.header("authorization");
+  if (!opts.token.empty() && h == "Bearer " + opts.token) return std::nullopt;
+  auto r = net::HttpResponse::json(401, {{"message", "a valid token is required (Authorization: Bearer <token>); stele up writes it to <data-dir>/token"}});
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"stele\"");
+  return r;
+}
+
+std::string ApiServer::Impl::actor(const net::HttpRequest& req) const {
+  std::string ua = req.header("user-agent");
+  return "api:" + req.peer + (ua.empty() ? "" : " (" + ua.substr(0, 40) + ")");
+}
+
+std::vector<Json> ApiServer::Impl::events_after(int64_t since, const std::string& type, const std::string& app, size_t limit) {
+  std::vector<Json> out;
+  auto match = [&](const Json& e) {
+    if (!type.empty() && e.value("type", "") != type) return false;
+    if (!app.empty() && e.value("app", "") != app) return false;
+    return true;
+  };
+  if (!recent.empty() && recent.front().value("id", int64_t(0)) <= since + 1) {
+    for (const auto& e : recent)
+      if (e.value("id", int64_t(0)) > since && match(e) && out.size() < limit) out.push_back(e);
+    return out;
+  }
+  while (out.size() < limit) {
+    auto batch = store.events_since(since, 1000);
+    if (!batch || batch->empty()) break;
+    for (auto& e : *batch) {
+      since = e.value("id", since);
+      if (match(e) && out.size() < limit) out.push_back(std::move(e));
+    }
+  }
+  return out;
+}
+
+ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Store& store, ApiOptions opts)
+    : impl_(std::make_unique<Impl>(io, cluster, store, std::move(opts))) {
+  Impl& s = *impl_;
+  cluster.on_event = [&s](const Json& e) {
+    s.recent.push_back(e);
+    while (s.recent.size() > 2000) s.recent.pop_front();
+    s.events_signal.notify();
+  };
+  cluster.on_command = [&s](const std::string& agent) { s.agent_signal(agent).notify(); };
+  router_.add("GET", "/ping", [](net::HttpRequest&) -> net::awaitable<net::HttpResponse> {
+    co_return net::HttpResponse::text(200, "pong\n");
+  });
+  add_agent_routes(router_, s);
+  add_event_routes(router_, s);
+  add_native_routes(router_, s);
+  add_marathon_routes(router_, s);
+}
+
+ApiServer::~ApiServer() = default;
+
+void ApiServer::kick() { impl_->kick(); }
+
+void ApiServer::start() {
+  Impl& s = *impl_;
+  asio::co_spawn(s.io, [&s]() -> net::awaitable<void> {
+    while (!s.stopped) {
+      s.cluster.tick();
+      co_await net::sleep_for(s.opts.tick_interval);
+    }
+  }, asio::detached);
+}
+
+void ApiServer::stop() {
+  impl_->stopped = true;
+  impl_->events_signal.notify();
+  for (auto& [id, sig] : impl_->agent_signals) sig->notify();
+}
+
+}  // namespace stele::api

@@ -1,0 +1,50 @@
+// ApiServer: the control plane's HTTP face — native /api/v1, Marathon /v2,
+// the agent protocol and the event streams — over one Cluster. Handlers are
+// thin: they parse, call the Cluster, and render.
+//
+// Runs on the server's single io_context thread, like the Cluster it owns a
+// reference to.
+#pragma once
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "deploy/cluster.h"
+#include "net/http.h"
+#include "net/router.h"
+#include "net/signal.h"
+#include "store/store.h"
+
+namespace stele::api {
+
+struct ApiOptions {
+  std::string token;          // required for mutating calls when require_token
+  bool require_token = false;
+  std::string version = "0.1.0";
+  std::string leader;         // "host:port" this server answers as
+  std::chrono::milliseconds tick_interval{250};
+};
+
+class ApiServer {
+ public:
+  ApiServer(boost::asio::io_context& io, deploy::Cluster& cluster, store::Store& store, ApiOptions opts);
+  ~ApiServer();
+  const net::Router& router() const { return router_; }
+  // Starts the reconciliation ticker (and runs a tick soon after changes).
+  void start();
+  void stop();
+  // Asks for a reconciliation as soon as possible.
+  void kick();
+
+  struct Impl;
+
+ private:
+  net::Router router_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stele::api

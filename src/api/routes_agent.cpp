@@ -1,0 +1,83 @@
+// The agent protocol: register, heartbeat, status updates, command stream.
+#include <spdlog/spdlog.h>
+
+#include "api/api_impl.h"
+
+namespace stele::api {
+
+using net::HttpRequest;
+using net::HttpResponse;
+
+namespace {
+
+Result<deploy::Node> node_from_registration(const Json& j, const HttpRequest& req) {
+  Error err{"invalid agent registration", {}, 422};
+  auto need_string = [&](const char* k) {
+    if (!j.contains(k) || !j[k].is_string() || j[k].get<std::string>().empty())
+      err.details.push_back({std::string("/") + k, {"expected a non-empty string"}});
+  };
+  need_string("id");
+  need_string("hostname");
+  if (!j.contains("resources") || !j["resources"].is_object()) err.details.push_back({"/resources", {"expected an object"}});
+  if (!err.details.empty()) return fail(err);
+  deploy::Node n = deploy::node_from(j);
+  if (n.address.empty()) n.address = req.peer;
+  return n;
+}
+
+}  // namespace
+
+void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
+  r.add("POST", "/api/v1/agent/register", sync_handler(s, [&s](HttpRequest& req) {
+    auto body = body_json(req);
+    if (!body) return HttpResponse::error(body.error(), 400);
+    auto node = node_from_registration(*body, req);
+    if (!node) return HttpResponse::error(node.error(), 422);
+    auto answer = s.cluster.register_agent(*node, body->value("tasks", Json::array()));
+    if (!answer) return HttpResponse::error(answer.error(), 503);
+    return HttpResponse::json(200, *answer);
+  }, true));
+  r.add("POST", "/api/v1/agent/heartbeat", sync_handler(s, [&s](HttpRequest& req) {
+    auto body = body_json(req);
+    if (!body) return HttpResponse::error(body.error(), 400);
+    if (!s.cluster.heartbeat(body->value("id", "")))
+      return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
+    return HttpResponse::json(200, {{"ok", true}});
+  }, true));
+  r.add("POST", "/api/v1/agent/status", sync_handler(s, [&s](HttpRequest& req) {
+    auto body = body_json(req);
+    if (!body) return HttpResponse::error(body.error(), 400);
+    std::string agent = body->value("id", "");
+    const auto* node = s.cluster.node(agent);
+    if (!node || node->state != "active") return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
+    for (const auto& u : body->value("updates", Json::array()))
+      if (auto res = s.cluster.task_status(agent, u); !res) return HttpResponse::error(res.error(), 503);
+    return HttpResponse::json(200, {{"acknowledged", body->value("updates", Json::array()).size()}});
+  }, true));
+  r.add("GET", "/api/v1/agent/commands", sync_handler(s, [&s](HttpRequest& req) {
+    std::string agent = req.query_param("id");
+    const auto* node = s.cluster.node(agent);
+    if (!node || node->state != "active") return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
+    HttpResponse res;
+    res.content_type = "text/event-stream";
+    res.stream = [&s, agent](net::StreamWriter& w) -> net::awaitable<void> {
+      int64_t sent = 0;  // every pending command is (re)sent on each connect
+      if (!co_await w.write(": commands\n\n")) co_return;
+      while (!s.stopped) {
+        const auto* node = s.cluster.node(agent);
+        if (!node || node->state != "active") co_return;
+        for (const auto& c : s.cluster.commands(agent, sent)) {
+          sent = c.seq;
+          net::SseEvent ev{std::to_string(c.seq), "command", c.body.dump()};
+          std::string frame = net::format_sse(ev);  // outside co_await: g++ 12 mishandles braced temporaries there
+          if (!co_await w.write(std::move(frame))) co_return;
+        }
+        co_await s.agent_signal(agent).wait(std::chrono::seconds(10));
+        if (!co_await w.write(":\n\n")) co_return;
+      }
+    };
+    return res;
+  }, true));
+}
+
+}  // namespace stele::api

@@ -1,0 +1,90 @@
+// Private to src/cli: the client verbs as CLI11 subcommands, and what the
+// verbs share (error reporting, JSON output, following the event stream).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/api_client.h"
+
+namespace stele::cli {
+
+// One client verb: a CLI11 subcommand that also knows how to run itself, so
+// run_client() finds the chosen verb among the parsed subcommands. Holds the
+// global flags it shares with the root command and the other verbs.
+class ClientCommand : public CLI::App {
+ public:
+  using Runner = std::function<int(const ApiClient&)>;
+
+  ClientCommand(std::string name, std::string description, std::shared_ptr<GlobalFlags> flags);
+  void set_runner(Runner r) { runner_ = std::move(r); }
+  const GlobalFlags& flags() const { return *flags_; }
+  // Resolves the options (environment, token file) and runs the verb;
+  // returns the process exit code.
+  int run() const;
+
+ private:
+  std::shared_ptr<GlobalFlags> flags_;
+  Runner runner_;
+};
+
+// --api, --token, --json, --data-dir bound to `flags`, in an option group of
+// `app` titled `group`.
+void add_global_flags(CLI::App& app, GlobalFlags& flags, const std::string& group);
+// What `stele VERB --help` says: a one-line summary (also listed by
+// `stele --help`), optional details, and example command lines.
+struct VerbHelp {
+  std::string summary, details, example;
+};
+// A new verb under `root` with the global flags and its help.
+ClientCommand& add_verb(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags, const std::string& name,
+                        const VerbHelp& help);
+
+// apps, app, releases, ps, nodes, deployments (commands_read.cpp).
+void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// deploy, scale, restart, rollback (commands_change.cpp).
+void add_change_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// events (commands_follow.cpp).
+void add_event_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+
+// A spec file checked locally with parse_app_spec: the document to send and
+// its canonical app id. `path` "-" reads stdin. Errors name the file and, for
+// an invalid spec, each bad field.
+struct LoadedSpec {
+  Json doc;
+  std::string id;
+};
+Result<LoadedSpec> load_spec_file(const std::string& path);
+
+// Prints format_error(e) to stderr; returns the exit code for failures (1).
+int report(const Error& e);
+// One compact JSON document per line on stdout, flushed (for pipes).
+void print_json(const Json& j);
+// One line on stdout, flushed.
+void print_line(const std::string& line);
+
+// Events of the native stream /api/v1/events/stream.
+struct EventQuery {
+  std::string app;               // canonical app id, "" = all apps
+  std::string type;              // "" = all types
+  std::optional<int64_t> since;  // resume after this event id; nullopt = from now
+};
+// Calls on_event for each event (oldest first) until it returns false.
+// A dropped stream is reopened at once after the last event seen; if the API
+// cannot be reached, it retries with backoff and gives up after a few
+// minutes. Fails at once when the first connection fails or the server
+// refuses the stream (4xx).
+Result<void> follow_events(const ApiClient& api, EventQuery query, const std::function<bool(const Json&)>& on_event);
+
+// Id of the newest event (0 when none): the point a change's --wait follows from.
+Result<int64_t> head_event_id(const ApiClient& api);
+// Prints the progress of `deployment_id` of `app_id` from the events after
+// `since` until it ends; returns 0 when it succeeded, else reports why.
+int wait_for_deployment(const ApiClient& api, const std::string& app_id, const std::string& deployment_id,
+                        int64_t since);
+
+}  // namespace stele::cli

@@ -1,0 +1,129 @@
+// Read-only verbs: apps, app, releases, ps, nodes, deployments.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/fields.h"
+#include "cli/views.h"
+#include "common/clock.h"
+
+namespace stele::cli {
+
+namespace {
+
+int64_t now_ms() { return SystemClock().now_ms(); }
+
+// GETs `path`, then prints the raw answer (--json) or the table `view` makes
+// of its `key` list, or `empty_note` when the list is empty.
+int show_list(const ApiClient& api, const std::string& path, const char* key,
+              const std::function<Table(const Json&)>& view, const std::string& empty_note) {
+  auto r = api.get(path);
+  if (!r) return report(r.error());
+  if (api.options().json) {
+    print_json(*r);
+    return 0;
+  }
+  Table t = view(field(*r, key));
+  std::cout << (t.empty() ? empty_note + "\n" : t.render()) << std::flush;
+  return 0;
+}
+
+int show_app(const ApiClient& api, const std::string& id) {
+  auto r = api.get(app_path(id));
+  if (!r) return report(r.error());
+  if (api.options().json) {
+    print_json(*r);
+    return 0;
+  }
+  std::cout << app_details(field(*r, "app"), now_ms());
+  auto tasks = api.get(app_path(id) + "/tasks");
+  if (!tasks) return report(tasks.error());
+  Table t = tasks_table(field(*tasks, "tasks"), now_ms());
+  std::cout << "\n" << (t.empty() ? "No tasks.\n" : "Tasks:\n" + t.render()) << std::flush;
+  return 0;
+}
+
+void add_apps(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto& c = add_verb(root, flags, "apps",
+                     {"List the apps",
+                      "Columns: release, running/wanted tasks, healthy tasks, status (the running deployment\n"
+                      "and its step, why tasks wait, suspended, degraded or ok), age.",
+                      "  stele apps\n  stele apps --json | jq -r '.apps[].id'"});
+  c.set_runner([](const ApiClient& api) {
+    return show_list(api, "/api/v1/apps", "apps", [](const Json& j) { return apps_table(j, now_ms()); },
+                     "No apps yet. Create one with: stele deploy -f app.json");
+  });
+}
+
+void add_app(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto id = std::make_shared<std::string>();
+  auto& c = add_verb(root, flags, "app",
+                     {"Show one app: state, release, spec summary and tasks", "",
+                      "  stele app /shop/web\n  stele app shop/web --json"});
+  c.add_option("ID", *id, "App id, with or without the leading '/' (e.g. /shop/web)")->required();
+  c.set_runner([id](const ApiClient& api) { return show_app(api, *id); });
+}
+
+void add_releases(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto id = std::make_shared<std::string>();
+  auto& c = add_verb(root, flags, "releases",
+                     {"List the releases of an app",
+                      "Newest first; '*' marks the current one. A ready release can be deployed again\n"
+                      "with `stele rollback ID RELEASE`.",
+                      "  stele releases /shop/web"});
+  c.add_option("ID", *id, "App id (e.g. /shop/web)")->required();
+  c.set_runner([id](const ApiClient& api) {
+    return show_list(api, app_path(*id) + "/releases", "releases",
+                     [](const Json& j) { return releases_table(j, now_ms()); }, "No releases.");
+  });
+}
+
+void add_ps(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto id = std::make_shared<std::string>();
+  auto& c = add_verb(root, flags, "ps",
+                     {"List the tasks (instances) of all apps or of one",
+                      "Columns: task id, app, release, state, health, host, ports, age (uptime of a\n"
+                      "running task, else time since it was staged).",
+                      "  stele ps\n  stele ps /shop/web"});
+  c.add_option("ID", *id, "Only the tasks of this app");
+  c.set_runner([id](const ApiClient& api) {
+    std::string path = id->empty() ? "/api/v1/tasks" : app_path(*id) + "/tasks";
+    return show_list(api, path, "tasks", [](const Json& j) { return tasks_table(j, now_ms()); }, "No tasks.");
+  });
+}
+
+void add_nodes(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto& c = add_verb(root, flags, "nodes",
+                     {"List the agents (nodes) and their resources",
+                      "CPUS, MEM and PORTS show what tasks use of what the agent offers.", "  stele nodes"});
+  c.set_runner([](const ApiClient& api) {
+    return show_list(api, "/api/v1/nodes", "nodes", nodes_table,
+                     "No nodes. Start an agent (`stele up` runs one).");
+  });
+}
+
+void add_deployments(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto all = std::make_shared<bool>(false);
+  auto& c = add_verb(root, flags, "deployments",
+                     {"List running deployments and their current step",
+                      "With --all, finished ones too, with the reason of those that failed.",
+                      "  stele deployments\n  stele deployments --all"});
+  c.add_flag("--all", *all, "Include finished deployments");
+  c.set_runner([all](const ApiClient& api) {
+    return show_list(api, *all ? "/api/v1/deployments?all=1" : "/api/v1/deployments", "deployments",
+                     [](const Json& j) { return deployments_table(j, now_ms()); },
+                     *all ? "No deployments." : "No deployments running.");
+  });
+}
+
+}  // namespace
+
+void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  add_apps(root, flags);
+  add_app(root, flags);
+  add_releases(root, flags);
+  add_ps(root, flags);
+  add_nodes(root, flags);
+  add_deployments(root, flags);
+}
+
+}  // namespace stele::cli

@@ -1,0 +1,71 @@
+// Private to src/deploy: the Cluster's state and its persistence helpers,
+// shared by cluster.cpp (app changes), cluster_agents.cpp (agent protocol)
+// and cluster_tick.cpp (reconciliation).
+#pragma once
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "deploy/cluster.h"
+
+namespace stele::deploy {
+
+struct Cluster::State {
+  store::Store& store;
+  const Clock& clock;
+  ClusterOptions opts;
+  Cluster& self;
+  sched::Scheduler scheduler;
+
+  std::map<std::string, App> apps;
+  std::map<std::string, std::map<int64_t, Release>> releases;  // app -> n -> release
+  std::map<std::string, Task> tasks;                            // live tasks by id
+  std::map<std::string, std::deque<Task>> history;              // app -> recent terminal tasks
+  std::map<std::string, Node> nodes;
+  std::map<std::string, Deployment> deployments;                // by id (active and recent)
+  std::map<std::string, std::deque<AgentCommand>> outbox;       // agent -> commands
+  std::map<std::string, std::map<int, int>> launches;           // app -> seq -> launches so far
+  int64_t command_seq = 0;
+
+  State(store::Store& st, const Clock& c, ClusterOptions o, Cluster& s)
+      : store(st), clock(c), opts(std::move(o)), self(s) {}
+
+  int64_t now() const { return clock.now_ms(); }
+
+  // A batch of writes and events committed together.
+  struct Tx {
+    std::vector<store::Write> writes;
+    std::vector<Json> events;
+  };
+  Result<void> commit(Tx& tx);
+
+  static store::Write put(const std::string& coll, const std::string& key, const Json& j) {
+    return {coll, key, j.dump()};
+  }
+  static store::Write del(const std::string& coll, const std::string& key) { return {coll, key, std::nullopt}; }
+  static std::string release_key(const std::string& app, int64_t n);
+
+  // The app record with its per-slot launch counters.
+  Json app_doc(const App& a) const;
+  Json event(const std::string& type, const std::string& app, const std::string& actor = "") const;
+  Deployment* active_deployment(const std::string& app_id);
+  App* find_app(const std::string& id);
+  // Starts a deployment of (release, instances, generation) for the app,
+  // cancelling a running one when forced. Adds writes/events to tx.
+  Result<ChangeResult> start_deployment(App& app, const std::string& kind, int64_t to_release, int to_instances,
+                                        int64_t to_generation, bool force, const std::string& actor, Tx& tx);
+  void finish_deployment(Deployment& d, const std::string& status, const std::string& reason, Tx& tx);
+  // Queues a kill for a live task.
+  void send_kill(Task& t, double grace_seconds, Tx& tx);
+  void queue_command(const std::string& agent_id, const std::string& task_id, Json body);
+  void drop_commands(const std::string& agent_id, const std::string& task_id, const std::string& type);
+  // A task reached a terminal state: history, scheduler, backoff.
+  void retire_task(Task& t, Tx& tx);
+  Json task_event(const Task& t) const;
+  void reconcile_app(App& app, Tx& tx);
+  void launch_task(App& app, const Release& rel, int seq, Tx& tx);
+  void check_agents(Tx& tx);
+};
+
+}  // namespace stele::deploy

@@ -1,0 +1,405 @@
+// The one binary: wires the subsystems into the roles of design.md —
+// server, agent, executor, up, down — and the CLI client verbs.
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <pwd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
+#include "agent/executor.h"
+#include "agent/task_runner.h"
+#include "api/api_server.h"
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/spec.h"
+#include "deploy/cluster.h"
+#include "net/http_server.h"
+#include "store/store.h"
+
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using namespace stele;
+
+namespace {
+
+struct Flags {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:7070";
+  std::string server = "http://127.0.0.1:7070";
+  std::string hostname;
+  std::string advertise_addr;
+  std::string agent_id;
+  std::string ports = "31000-32000";
+  std::string resources;
+  std::string attributes;
+  std::string subscriptions;
+  std::string task_user;
+  std::string token;
+  double agent_timeout = 30;
+  double recovery_timeout = 900;
+  double deploy_timeout = 600;
+  std::vector<std::string> apps;  // up: specs to deploy once
+  bool verbose = false;
+};
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("stele") : p.string();
+}
+
+std::string system_hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::string s((std::istreambuf_iterator<char>(in)), {});
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The token in data_dir/token, generated (0600) when missing.
+std::string load_or_create_token(const fs::path& dir) {
+  fs::create_directories(dir);
+  auto p = dir / "token";
+  if (fs::exists(p)) return read_file(p);
+  std::random_device rd;
+  std::string tok;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 40; ++i) tok.push_back(hex[rd() % 16]);
+  umask(077);
+  std::ofstream(p) << tok << "\n";
+  umask(022);
+  return tok;
+}
+
+Result<std::map<std::string, std::string>> parse_kv(const std::string& s, const char* flag) {
+  std::map<std::string, std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string part = s.substr(i, j - i);
+    auto eq = part.find('=');
+    if (eq == std::string::npos || eq == 0) return fail(std::string(flag) + ": expected k=v, got '" + part + "'");
+    out[part.substr(0, eq)] = part.substr(eq + 1);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// The task user: given, else `stele-task` (created when we are root), else nobody.
+std::string resolve_task_user(const std::string& given) {
+  if (!given.empty()) return given;
+  if (getpwnam("stele-task")) return "stele-task";
+  if (geteuid() == 0 && system("useradd --system --no-create-home --shell /usr/sbin/nologin stele-task >/dev/null 2>&1") == 0 &&
+      getpwnam("stele-task"))
+    return "stele-task";
+  return "nobody";
+}
+
+Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& data_dir, const std::string& server) {
+  agent::AgentOptions o;
+  o.server_url = server;
+  o.data_dir = data_dir;
+  o.id = agent::load_or_create_agent_id(data_dir, f.agent_id);
+  o.hostname = f.hostname.empty() ? system_hostname() : f.hostname;
+  o.advertise_addr = f.advertise_addr;
+  int b = 0, e = 0;
+  if (sscanf(f.ports.c_str(), "%d-%d", &b, &e) != 2 || b <= 0 || e < b || e > 65535)
+    return fail("--ports: expected a range like 31000-32000, got '" + f.ports + "'");
+  o.ports = {b, e};
+  o.resources = agent::detect_resources(data_dir);
+  auto res = parse_kv(f.resources, "--resources");
+  if (!res) return fail(res.error());
+  for (auto& [k, v] : *res) {
+    double d = atof(v.c_str());
+    if (k == "cpus") o.resources.cpus = d;
+    else if (k == "mem") o.resources.mem = d;
+    else if (k == "disk") o.resources.disk = d;
+    else return fail("--resources: unknown resource '" + k + "' (cpus, mem, disk)");
+  }
+  auto attrs = parse_kv(f.attributes, "--attributes");
+  if (!attrs) return fail(attrs.error());
+  o.attributes = *attrs;
+  o.subscriptions = split_list(f.subscriptions);
+  o.task_user = resolve_task_user(f.task_user);
+  o.agent_timeout_seconds = f.agent_timeout;
+  o.recovery_timeout_seconds = f.recovery_timeout;
+  o.stele_binary = self_exe();
+  return o;
+}
+
+// The control plane inside one io_context.
+struct ServerRole {
+  std::unique_ptr<store::Store> store;
+  SystemClock clock;
+  std::unique_ptr<deploy::Cluster> cluster;
+  std::unique_ptr<api::ApiServer> api;
+  std::unique_ptr<net::HttpServer> http;
+  std::string bound;
+
+  Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token) {
+    fs::create_directories(data_dir);
+    auto st = store::open_sqlite_store((data_dir / "state.db").string());
+    if (!st) return fail(st.error());
+    store = std::move(*st);
+    deploy::ClusterOptions co;
+    co.agent_timeout_ms = static_cast<int64_t>(f.agent_timeout * 1000);
+    co.deploy_timeout_ms = static_cast<int64_t>(f.deploy_timeout * 1000);
+    co.heartbeat_interval_ms = std::max<int64_t>(200, co.agent_timeout_ms / 6);
+    cluster = std::make_unique<deploy::Cluster>(*store, clock, co);
+    api::ApiOptions ao;
+    auto hp = net::split_host_port(f.listen);
+    if (!hp) return fail("--listen: " + hp.error().message);
+    ao.require_token = !net::is_loopback_host(hp->first);
+    ao.token = token;
+    ao.leader = f.listen;
+    api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
+    if (auto r = cluster->load(); !r) return r;
+    http = std::make_unique<net::HttpServer>(io, api->router());
+    auto b = http->listen(f.listen);
+    if (!b) return fail(b.error());
+    bound = *b;
+    api->start();
+    return {};
+  }
+
+  void stop() {
+    if (api) api->stop();
+    if (http) http->stop();
+  }
+};
+
+void deploy_initial_apps(ServerRole& s, const std::vector<std::string>& files) {
+  for (const auto& f : files) {
+    auto j = parse_json(read_file(f));
+    if (!j) { spdlog::error("{}: {}", f, j.error().message); continue; }
+    auto spec = parse_app_spec(*j);
+    if (!spec) {
+      std::string why;
+      for (auto& d : spec.error().details) why += " " + d.path + ": " + (d.errors.empty() ? "" : d.errors[0]) + ";";
+      spdlog::error("{}: {}{}", f, spec.error().message, why);
+      continue;
+    }
+    if (s.cluster->app(spec->id)) continue;  // already deployed: keep its state
+    auto r = s.cluster->create_app(*spec, "stele up --app");
+    if (r) spdlog::info("deploying {} from {}", spec->id, f);
+    else spdlog::error("{}: {}", f, r.error().message);
+  }
+  s.api->kick();
+}
+
+// Prints a status line whenever the picture changes.
+void status_line(asio::io_context& io, ServerRole& s, std::shared_ptr<asio::steady_timer> t, std::shared_ptr<std::string> last) {
+  t->expires_after(std::chrono::seconds(1));
+  t->async_wait([&io, &s, t, last](boost::system::error_code ec) {
+    if (ec) return;
+    int running = 0, healthy = 0, wanted = 0, agents = 0;
+    for (auto* tk : s.cluster->tasks()) {
+      running += tk->state == deploy::TaskState::Running;
+      healthy += tk->healthy();
+    }
+    for (auto* a : s.cluster->apps()) wanted += a->instances;
+    for (auto* n : s.cluster->nodes()) agents += n->state == "active";
+    std::string line = fmt::format("status: {} apps, {}/{} instances running ({} healthy), {} agents, {} deployments",
+                                   s.cluster->apps().size(), running, wanted, healthy, agents, s.cluster->deployments().size());
+    if (line != *last) {
+      fmt::print("{}\n", line);
+      fflush(stdout);
+      *last = line;
+    }
+    status_line(io, s, t, last);
+  });
+}
+
+void on_stop_signal(asio::io_context& io, std::function<void()> stop) {
+  auto sigs = std::make_shared<asio::signal_set>(io, SIGINT, SIGTERM);
+  sigs->async_wait([sigs, stop](boost::system::error_code ec, int) {
+    if (!ec) stop();
+  });
+}
+
+int run_server(const Flags& f) {
+  init_logging("server", f.verbose);
+  fs::path dir = f.data_dir.empty() ? "/var/lib/stele" : f.data_dir;
+  asio::io_context io;
+  ServerRole s;
+  std::string token = f.token.empty() ? load_or_create_token(dir) : f.token;
+  if (auto r = s.start(io, f, dir, token); !r) {
+    fmt::print(stderr, "stele: {}\n", r.error().message);
+    return 1;
+  }
+  spdlog::info("Stele server listening on http://{} (data in {})", s.bound, dir.string());
+  on_stop_signal(io, [&] { s.stop(); io.stop(); });
+  io.run();
+  return 0;
+}
+
+int run_agent(const Flags& f) {
+  init_logging("agent", f.verbose);
+  std::string dir = f.data_dir.empty() ? "/var/lib/stele-agent" : f.data_dir;
+  auto o = agent_options(f, dir, f.server);
+  if (!o) {
+    fmt::print(stderr, "stele: {}\n", o.error().message);
+    return 2;
+  }
+  o->token = f.token;
+  asio::io_context io;
+  agent::Agent a(io, *o);
+  a.start();
+  spdlog::info("Stele agent {} ({}) serving {} with ports {}-{}", o->id, o->hostname, f.server, o->ports.begin, o->ports.end);
+  on_stop_signal(io, [&] { a.stop(); io.stop(); });
+  io.run();
+  spdlog::info("agent stopped; its tasks keep running and are re-attached when it starts again");
+  return 0;
+}
+
+int run_up(Flags f) {
+  init_logging("up", f.verbose);
+  fs::path dir = fs::absolute(f.data_dir.empty() ? "stele-data" : f.data_dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "stele.pid") << getpid() << "\n";
+  std::string token = load_or_create_token(dir);
+  f.recovery_timeout = 0;  // nothing else can take over under `up` (design.md)
+  asio::io_context io;
+  ServerRole s;
+  if (auto r = s.start(io, f, dir / "server", token); !r) {
+    fmt::print(stderr, "stele: {}\n", r.error().message);
+    return 1;
+  }
+  std::string api_url = "http://" + s.bound;
+  auto o = agent_options(f, (dir / "agent").string(), api_url);
+  if (!o) {
+    fmt::print(stderr, "stele: {}\n", o.error().message);
+    return 2;
+  }
+  o->token = token;
+  if (o->advertise_addr.empty()) o->advertise_addr = "127.0.0.1";
+  agent::Agent a(io, *o);
+  a.start();
+  fmt::print("Stele is up.\n  API and dashboard: {}\n  data: {}\n  token: {}/token\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
+             "Ctrl-C stops the platform and leaves apps running; `stele down` stops them too.\n",
+             api_url, dir.string(), dir.string(), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
+  fflush(stdout);
+  deploy_initial_apps(s, f.apps);
+  auto timer = std::make_shared<asio::steady_timer>(io);
+  status_line(io, s, timer, std::make_shared<std::string>());
+  on_stop_signal(io, [&] {
+    a.stop();
+    s.stop();
+    timer->cancel();
+    io.stop();
+  });
+  io.run();
+  size_t live = s.cluster->tasks().size();
+  fs::remove(dir / "stele.pid");
+  fmt::print("Stele stopped. {} app instance(s) keep running; `stele up` re-attaches them, `stele down` stops them.\n", live);
+  return 0;
+}
+
+bool process_alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+int run_down(const Flags& f) {
+  fs::path dir = fs::absolute(f.data_dir.empty() ? "stele-data" : f.data_dir);
+  if (!fs::exists(dir)) {
+    fmt::print(stderr, "stele: no data dir at {}\n", dir.string());
+    return 1;
+  }
+  pid_t pid = static_cast<pid_t>(atoi(read_file(dir / "stele.pid").c_str()));
+  if (process_alive(pid)) {
+    fmt::print("stopping the platform (pid {})...\n", pid);
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100 && process_alive(pid); ++i) usleep(100'000);
+  }
+  int n = stop_all_tasks((dir / "agent").string(), 5.0);
+  fmt::print("Stele is down: {} task(s) stopped.\n", n);
+  return 0;
+}
+
+void add_common_flags(CLI::App* c, Flags& f) {
+  c->add_option("--data-dir", f.data_dir, "data directory")->envname("STELE_DATA_DIR");
+  c->add_option("--agent-timeout", f.agent_timeout, "seconds without heartbeat before an agent is lost (and fences itself)")
+      ->envname("STELE_AGENT_TIMEOUT")->capture_default_str();
+  c->add_option("--token", f.token, "token for mutating calls and agents (default: <data-dir>/token)")->envname("STELE_TOKEN");
+  c->add_flag("-v,--verbose", f.verbose, "debug logging");
+}
+
+void add_server_flags(CLI::App* c, Flags& f) {
+  c->add_option("--listen", f.listen, "API listener host:port")->envname("STELE_LISTEN")->capture_default_str();
+  c->add_option("--deploy-timeout", f.deploy_timeout, "seconds for new instances to become healthy before a deployment fails")
+      ->envname("STELE_DEPLOY_TIMEOUT")->capture_default_str();
+}
+
+void add_agent_flags(CLI::App* c, Flags& f) {
+  c->add_option("--hostname", f.hostname, "name for constraints and metrics (default: the system's)")->envname("STELE_HOSTNAME");
+  c->add_option("--advertise-addr", f.advertise_addr, "address probes and HOST use")->envname("STELE_ADVERTISE_ADDR");
+  c->add_option("--agent-id", f.agent_id, "stable agent id (default: generated, kept in the data dir)")->envname("STELE_AGENT_ID");
+  c->add_option("--ports", f.ports, "task port range")->envname("STELE_PORTS")->capture_default_str();
+  c->add_option("--resources", f.resources, "cpus=N,mem=MB,disk=MB (default: detected)")->envname("STELE_RESOURCES");
+  c->add_option("--attributes", f.attributes, "k=v,... for constraints")->envname("STELE_ATTRIBUTES");
+  c->add_option("--subscriptions", f.subscriptions, "check subscriptions a,b")->envname("STELE_SUBSCRIPTIONS");
+  c->add_option("--task-user", f.task_user, "user tasks run as (default: stele-task, else nobody; never root)")->envname("STELE_TASK_USER");
+  c->add_option("--recovery-timeout", f.recovery_timeout, "seconds an executor waits for its agent before killing its task")
+      ->envname("STELE_RECOVERY_TIMEOUT")->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "executor") return executor_main(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"Stele: git push to running, immutable releases — one binary for the whole platform.\n"
+               "Roles: server, agent, up, down (and executor, started by agents). Every other verb is a client of the API."};
+  app.require_subcommand(1);
+  Flags f;
+  auto* server = app.add_subcommand("server", "run the control plane (API, scheduler, deployments)");
+  add_common_flags(server, f);
+  add_server_flags(server, f);
+  auto* agentc = app.add_subcommand("agent", "run an agent: offers this host's resources and runs tasks");
+  add_common_flags(agentc, f);
+  add_agent_flags(agentc, f);
+  agentc->add_option("--server", f.server, "server URL")->envname("STELE_SERVER")->capture_default_str();
+  auto* up = app.add_subcommand("up", "run a one-machine cluster (server + agent) in the foreground; data in ./stele-data");
+  add_common_flags(up, f);
+  add_server_flags(up, f);
+  add_agent_flags(up, f);
+  up->add_option("--app", f.apps, "app spec (Marathon JSON) to deploy once the platform is up; repeatable")->check(CLI::ExistingFile);
+  auto* down = app.add_subcommand("down", "stop the platform started by `stele up` and every app instance, from the data dir");
+  down->add_option("--data-dir", f.data_dir, "data directory of `stele up`")->envname("STELE_DATA_DIR");
+  cli::add_client_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*server) return run_server(f);
+  if (*agentc) return run_agent(f);
+  if (*up) return run_up(f);
+  if (*down) return run_down(f);
+  return cli::run_client(app);
+}

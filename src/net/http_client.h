@@ -1,0 +1,41 @@
+// HTTP/1.1 client (plain http:// only for now). Each call opens its own
+// connection; every operation has a deadline.
+#pragma once
+#include "net/http.h"
+
+namespace stele::net {
+
+struct Url {
+  std::string host;
+  uint16_t port = 80;
+  std::string target = "/";
+};
+Result<Url> parse_url(const std::string& url);
+
+struct ClientResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-cased
+  std::string body;
+  Result<Json> json() const;
+};
+
+awaitable<Result<ClientResponse>> http_request(std::string method, std::string url,
+                                               std::string body = {}, Headers headers = {},
+                                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Streams the response body: on_data gets each piece as it arrives and
+// returns false to stop. Completes when the body ends, on_data says stop, or
+// no byte arrived for `idle_timeout`. Returns the status code.
+awaitable<Result<int>> http_stream(std::string method, std::string url, std::string body,
+                                   Headers headers, std::function<bool(std::string_view)> on_data,
+                                   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60));
+
+// Blocking wrappers for the CLI and tests (run their own io_context).
+Result<ClientResponse> http_request_sync(const std::string& method, const std::string& url,
+                                         const std::string& body = {}, const Headers& headers = {},
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+Result<int> http_stream_sync(const std::string& method, const std::string& url, const std::string& body,
+                             const Headers& headers, std::function<bool(std::string_view)> on_data,
+                             std::chrono::milliseconds idle_timeout = std::chrono::hours(24));
+
+}  // namespace stele::net

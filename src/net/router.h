@@ -1,0 +1,28 @@
+// Router: method + path pattern -> handler. Patterns are literal segments,
+// "{name}" (one segment) and a final "{*name}" (the rest, possibly with '/').
+// Routes are tried in registration order. Not thread-safe; fill before serving.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "net/http.h"
+
+namespace stele::net {
+
+class Router {
+ public:
+  void add(std::string method, std::string pattern, Handler h);
+  // Finds a handler; fills req.params. Returns nullptr when nothing matches;
+  // `path_matched` tells whether some route had the path (for 405 vs 404).
+  const Handler* match(HttpRequest& req, bool& path_matched) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+}  // namespace stele::net

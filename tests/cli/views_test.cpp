@@ -1,0 +1,170 @@
+#include "cli/views.h"
+
+#include <gtest/gtest.h>
+
+namespace stele::cli {
+namespace {
+
+constexpr int64_t kNow = 1'700'000'000'000;
+
+Json app(int instances, int running, int healthy) {
+  return {{"id", "/shop/web"},       {"release", 3},          {"previousRelease", 2},
+          {"instances", instances},  {"tasksRunning", running}, {"tasksHealthy", healthy},
+          {"tasksStaged", 0},        {"tasksUnhealthy", 0},   {"deployment", nullptr},
+          {"waiting", nullptr},      {"created", kNow - 192'000}};
+}
+
+TEST(AppStatus, NamesTheRunningDeploymentAndItsStep) {
+  Json a = app(3, 2, 1);
+  a["deployment"] = {{"id", "d7"},          {"kind", "deploy"}, {"fromRelease", 2}, {"toRelease", 3},
+                     {"status", "running"}, {"step", "1/3 new healthy, 3 old"}};
+  EXPECT_EQ(app_status(a), "deploy r2->r3: 1/3 new healthy, 3 old");
+  a["deployment"]["kind"] = "scale";
+  a["deployment"]["fromInstances"] = 3;
+  a["deployment"]["toInstances"] = 5;
+  a["deployment"]["fromRelease"] = 3;
+  EXPECT_EQ(app_status(a), "scale 3->5: 1/3 new healthy, 3 old");
+}
+
+TEST(AppStatus, WaitingSuspendedDegradedOk) {
+  Json a = app(3, 3, 3);
+  EXPECT_EQ(app_status(a), "ok");
+  a["tasksRunning"] = 2;
+  EXPECT_EQ(app_status(a), "degraded");
+  a["waiting"] = "no agent has 4 cpus free";
+  EXPECT_EQ(app_status(a), "waiting: no agent has 4 cpus free");
+  EXPECT_EQ(app_status(app(0, 0, 0)), "suspended");
+}
+
+TEST(AppsTable, OneRowPerApp) {
+  Json apps = Json::array({app(3, 3, 3)});
+  EXPECT_EQ(apps_table(apps, kNow).render(),
+            "ID          RELEASE   RUNNING   HEALTHY   STATUS   AGE\n"
+            "/shop/web   3         3/3       3         ok       3m12s\n");
+}
+
+TEST(AppsTable, ToleratesMissingFieldsAndNonArrays) {
+  EXPECT_TRUE(apps_table(Json(), kNow).empty());
+  Table t = apps_table(Json::array({Json{{"id", "/x"}, {"currentRelease", 2}}}), kNow);
+  EXPECT_EQ(t.render(),
+            "ID   RELEASE   RUNNING   HEALTHY   STATUS      AGE\n"
+            "/x   2         /         -         suspended   -\n");
+}
+
+Json task(const std::string& state) {
+  return {{"id", "shop_web-r3.0.1"}, {"appId", "/shop/web"}, {"host", "10.0.0.5"}, {"release", 3},
+          {"ports", {31000, 31001}},  {"state", state},       {"healthy", true},     {"health", Json::array()},
+          {"startedAt", kNow - 45'000}, {"stagedAt", kNow - 60'000}};
+}
+
+TEST(TaskHealth, FromCheckResultsElseFromTheHealthyFlag) {
+  Json t = task("running");
+  EXPECT_EQ(task_health(t), "-");  // no checks
+  t["healthy"] = false;
+  EXPECT_EQ(task_health(t), "pending");  // checks, no result yet
+  t["health"] = Json::array({{{"alive", true}}, {{"alive", false}}});
+  EXPECT_EQ(task_health(t), "unhealthy");
+  t["health"] = Json::array({{{"alive", true}}});
+  EXPECT_EQ(task_health(t), "healthy");
+  EXPECT_EQ(task_health(task("staging")), "-");
+}
+
+TEST(TasksTable, ShowsUptimeOfRunningTasksAndStagingAgeOfOthers) {
+  Json staging = task("staging");
+  staging["id"] = "shop_web-r3.1.1";
+  staging["startedAt"] = nullptr;
+  staging["ports"] = Json::array();
+  EXPECT_EQ(tasks_table(Json::array({task("running"), staging}), kNow).render(),
+            "ID                APP         RELEASE   STATE     HEALTH   HOST       PORTS         AGE\n"
+            "shop_web-r3.0.1   /shop/web   3         running   -        10.0.0.5   31000,31001   45s\n"
+            "shop_web-r3.1.1   /shop/web   3         staging   -        10.0.0.5   -             1m0s\n");
+}
+
+TEST(TasksTable, AcceptsIsoTimesAndModelMillisecondFields) {
+  Json t = task("running");
+  t.erase("startedAt");
+  t["startedMs"] = kNow - 5'000;
+  Json iso = task("running");
+  iso["startedAt"] = "2023-11-14T22:13:00.000Z";  // kNow is 22:13:20 UTC
+  std::string out = tasks_table(Json::array({t, iso}), kNow).render();
+  EXPECT_NE(out.find("31000,31001   5s\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("31000,31001   20s\n"), std::string::npos) << out;
+}
+
+TEST(NodesTable, UsedOverTotal) {
+  Json n = {{"id", "a1"},
+            {"hostname", "host1"},
+            {"address", "10.0.0.5"},
+            {"state", "active"},
+            {"resources", {{"cpus", 4}, {"mem", 7823}, {"disk", 0}}},
+            {"used", {{"cpus", 0.5}, {"mem", 256}, {"disk", 0}}},
+            {"ports", {{31000, 32000}}},
+            {"usedPorts", {31000, 31001}}};
+  EXPECT_EQ(nodes_table(Json::array({n})).render(),
+            "ID   HOSTNAME   ADDRESS    STATE    CPUS    MEM         PORTS\n"
+            "a1   host1      10.0.0.5   active   0.5/4   256M/7.6G   2/1001\n");
+}
+
+TEST(NodePorts, UsedPortsAsRangesOrACount) {
+  EXPECT_EQ(node_ports({{"ports", {{1, 10}, {20, 29}}}, {"usedPorts", {{1, 3}}}}), "3/20");
+  EXPECT_EQ(node_ports({{"ports", {{1, 10}}}, {"usedPorts", 4}}), "4/10");
+  EXPECT_EQ(node_ports(Json::object()), "0/0");
+}
+
+TEST(DeploymentsTable, StepWhileRunningReasonWhenFailed) {
+  Json running = {{"id", "d7"},    {"appId", "/shop/web"}, {"kind", "deploy"},       {"fromRelease", 2},
+                  {"toRelease", 3}, {"fromInstances", 3},  {"toInstances", 3},       {"status", "running"},
+                  {"step", "1/3 new healthy, 3 old"}, {"reason", ""}, {"started", kNow - 12'000}};
+  Json failed = running;
+  failed["id"] = "d6";
+  failed["status"] = "failed";
+  failed["reason"] = "new instances not healthy within 600 s";
+  EXPECT_EQ(deployments_table(Json::array({running, failed}), kNow).render(),
+            "ID   APP         KIND     RELEASE   INSTANCES   STATUS    AGE   STEP\n"
+            "d7   /shop/web   deploy   r2->r3    3           running   12s   1/3 new healthy, 3 old\n"
+            "d6   /shop/web   deploy   r2->r3    3           failed    12s   new instances not healthy within 600 s\n");
+}
+
+TEST(Changes, FromToOrOneValue) {
+  EXPECT_EQ(release_change({{"fromRelease", 3}, {"toRelease", 3}}), "r3");
+  EXPECT_EQ(release_change({{"fromRelease", 0}, {"toRelease", 1}}), "r1");
+  EXPECT_EQ(instance_change({{"fromInstances", 3}, {"toInstances", 5}}), "3->5");
+  EXPECT_EQ(instance_change({{"toInstances", 5}}), "5");
+}
+
+TEST(ReleasesTable, NewestFirstWithTheCurrentMarked) {
+  Json r1 = {{"number", 1}, {"status", "ready"}, {"cause", "api"}, {"artifact", ""},
+             {"version", "2023-11-14T22:00:00.000Z"}, {"created", kNow - 800'000}, {"current", false}};
+  Json r2 = {{"number", 2}, {"status", "ready"}, {"cause", "push"},
+             {"artifact", "sha256:0123456789abcdef0123456789abcdef"},
+             {"version", "2023-11-14T22:13:00.000Z"}, {"created", kNow - 20'000}, {"current", true}};
+  EXPECT_EQ(releases_table(Json::array({r1, r2}), kNow).render(),
+            "RELEASE   CURRENT   STATUS   CAUSE   ARTIFACT       VERSION                    AGE\n"
+            "2         *         ready    push    0123456789ab   2023-11-14T22:13:00.000Z   20s\n"
+            "1                   ready    api     -              2023-11-14T22:00:00.000Z   13m20s\n");
+}
+
+TEST(AppDetails, SummarisesStateAndSpec) {
+  Json a = app(3, 3, 3);
+  a["spec"] = {{"cmd", "python3 -m http.server $PORT0"},
+               {"cpus", 0.25},
+               {"mem", 64},
+               {"portDefinitions", {{{"port", 0}, {"name", "http"}}}},
+               {"healthChecks", {{{"protocol", "HTTP"}, {"path", "/health"}, {"intervalSeconds", 1}}}},
+               {"constraints", Json::array({Json::array({"hostname", "UNIQUE"})})}};
+  std::string out = app_details(a, kNow);
+  EXPECT_NE(out.find("ID:             /shop/web\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Release:        3 (previous 2)\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Instances:      3 (running 3, healthy 3, staged 0, unhealthy 0)\n"), std::string::npos);
+  EXPECT_NE(out.find("Deployment:     none\n"), std::string::npos);
+  EXPECT_NE(out.find("Command:        python3 -m http.server $PORT0\n"), std::string::npos);
+  EXPECT_NE(out.find("Resources:      cpus 0.25, mem 64M\n"), std::string::npos);
+  EXPECT_NE(out.find("Ports:          http=auto\n"), std::string::npos);
+  EXPECT_NE(out.find("Health checks:  HTTP /health every 1s\n"), std::string::npos);
+  EXPECT_NE(out.find("Constraints:    hostname:UNIQUE\n"), std::string::npos);
+  EXPECT_NE(out.find("(3m12s ago)"), std::string::npos);
+  EXPECT_EQ(out.find("Waiting"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace stele::cli
