@@ -81,12 +81,13 @@ UpgradePlan plan_upgrade(const UpgradeInput& in) {
     }
   }
   bool moved = !plan.start_slots.empty() || !plan.kill.empty();
-  if (!moved && !new_pending && !old.empty() && static_cast<int>(filled.size()) < n) {
+  bool any_killing = std::any_of(in.tasks.begin(), in.tasks.end(), [](auto& t) { return t.killing; });
+  // Stuck only when nothing is in flight either (no kill pending, no new task coming up).
+  if (!moved && !new_pending && !any_killing && !old.empty() && static_cast<int>(filled.size()) < n) {
     // No move allowed by the bounds (e.g. minHealth 1, maxOver 0): make room.
     plan.kill.push_back(old.front()->id);
     ++killed_old;
   }
-  bool any_killing = std::any_of(in.tasks.begin(), in.tasks.end(), [](auto& t) { return t.killing; });
   plan.done = plan.start_slots.empty() && plan.kill.empty() && old.empty() && !any_killing &&
               healthy_new == n && static_cast<int>(filled.size()) == n;
   return plan;

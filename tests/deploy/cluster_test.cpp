@@ -1,0 +1,258 @@
+// The Cluster state machine against a real SQLite store and a simulated
+// clock, with agents played by the test through the agent-protocol calls.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "deploy/cluster.h"
+
+using namespace stele;
+using namespace stele::deploy;
+
+namespace {
+
+AppSpec web_spec(int instances = 2, std::string cmd = "serve") {
+  Json j = {{"id", "/web"}, {"cmd", cmd}, {"cpus", 0.5}, {"mem", 64}, {"instances", instances}};
+  auto s = parse_app_spec(j);
+  EXPECT_TRUE(s) << s.error().message;
+  return *s;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("stele-cluster-" + std::to_string(getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    open();
+  }
+  void TearDown() override {
+    cluster_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void open() {
+    cluster_.reset();
+    store_.reset();
+    auto s = store::open_sqlite_store((dir_ / "state.db").string());
+    ASSERT_TRUE(s);
+    store_ = std::move(*s);
+    ClusterOptions o;
+    o.agent_timeout_ms = 10'000;
+    o.deploy_timeout_ms = 60'000;
+    cluster_ = std::make_unique<Cluster>(*store_, clock_, o);
+    cluster_->on_event = [this](const Json& e) { events_.push_back(e); };
+    ASSERT_TRUE(cluster_->load());
+  }
+  void add_agent(const std::string& id, const std::string& host, double cpus = 4) {
+    Node n;
+    n.id = id;
+    n.hostname = host;
+    n.address = "127.0.0.1";
+    n.total = {cpus, 4096, 1000};
+    n.ports = {{31000, 31099}};
+    ASSERT_TRUE(cluster_->register_agent(n, Json::array()));
+  }
+  // Plays the agents: every pending launch becomes running (and healthy).
+  void run_launches() {
+    for (const auto* n : cluster_->nodes())
+      for (auto& c : cluster_->commands(n->id, 0)) {
+        std::string type = c.body["type"];
+        std::string state = type == "launch" ? "running" : "killed";
+        ASSERT_TRUE(cluster_->task_status(n->id, {{"taskId", c.task_id}, {"state", state}, {"pid", 100}}));
+      }
+  }
+  void converge(int rounds = 5) {
+    for (int i = 0; i < rounds; ++i) {
+      cluster_->tick();
+      run_launches();
+      clock_.advance_ms(100);
+    }
+    cluster_->tick();
+  }
+  int running(const std::string& app) {
+    int n = 0;
+    for (auto* t : cluster_->tasks(app)) n += t->state == TaskState::Running;
+    return n;
+  }
+
+  std::filesystem::path dir_;
+  SimulatedClock clock_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Cluster> cluster_;
+  std::vector<Json> events_;
+};
+
+}  // namespace
+
+TEST_F(ClusterTest, NewAppRunsItsInstancesAndTheDeploymentSucceeds) {
+  add_agent("a1", "host1");
+  auto r = cluster_->create_app(web_spec(3), "test");
+  ASSERT_TRUE(r) << r.error().message;
+  converge();
+  EXPECT_EQ(running("/web"), 3);
+  EXPECT_EQ(cluster_->active_deployment("/web"), nullptr);
+  bool succeeded = false;
+  for (auto& e : events_) succeeded |= e["type"] == "deployment_succeeded";
+  EXPECT_TRUE(succeeded);
+  // Task ids follow design.md "Names".
+  std::set<std::string> ids;
+  for (auto* t : cluster_->tasks("/web")) ids.insert(t->id);
+  EXPECT_TRUE(ids.count("web-r1.0.1") && ids.count("web-r1.1.1") && ids.count("web-r1.2.1"));
+}
+
+TEST_F(ClusterTest, UnplaceableTaskWaitsWithAReason) {
+  add_agent("a1", "host1", /*cpus=*/0.5);
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  converge();
+  EXPECT_EQ(running("/web"), 1);
+  ASSERT_NE(cluster_->app("/web"), nullptr);
+  EXPECT_NE(cluster_->app("/web")->waiting_reason.find("cpus"), std::string::npos) << cluster_->app("/web")->waiting_reason;
+}
+
+TEST_F(ClusterTest, SecondChangeWhileDeployingIsRefusedUnlessForced) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  auto r = cluster_->update_app(web_spec(2, "serve --v2"), false, "test");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, 409);
+  auto forced = cluster_->update_app(web_spec(2, "serve --v2"), true, "test");
+  ASSERT_TRUE(forced) << forced.error().message;
+  EXPECT_EQ(forced->release, 2);
+}
+
+TEST_F(ClusterTest, UpdateMakesANewReleaseAndReplacesEveryTask) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  converge();
+  ASSERT_TRUE(cluster_->update_app(web_spec(2, "serve --v2"), false, "test"));
+  converge(10);
+  for (auto* t : cluster_->tasks("/web")) EXPECT_EQ(t->release, 2) << t->id;
+  EXPECT_EQ(running("/web"), 2);
+  EXPECT_EQ(cluster_->releases("/web").size(), 2u);
+}
+
+TEST_F(ClusterTest, InstancesOnlyChangeScalesWithoutANewRelease) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  converge();
+  auto r = cluster_->update_app(web_spec(4), false, "test");
+  ASSERT_TRUE(r);
+  converge();
+  EXPECT_EQ(running("/web"), 4);
+  EXPECT_EQ(cluster_->releases("/web").size(), 1u);
+}
+
+TEST_F(ClusterTest, LostAgentsTasksAreReplacedElsewhere) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  converge();
+  add_agent("a2", "host2");
+  // a1 stops heartbeating; a2 keeps going.
+  for (int i = 0; i < 12; ++i) {
+    clock_.advance_ms(1000);
+    cluster_->heartbeat("a2");
+    cluster_->tick();
+  }
+  EXPECT_EQ(cluster_->node("a1")->state, "lost");
+  converge();
+  EXPECT_EQ(running("/web"), 2);
+  for (auto* t : cluster_->tasks("/web")) EXPECT_EQ(t->agent_id, "a2");
+  // The second launch of each slot: "<name>-r1.<seq>.2".
+  EXPECT_NE(cluster_->task("web-r1.0.2"), nullptr);
+}
+
+TEST_F(ClusterTest, ReturningAgentIsToldToKillTasksThatWereReplaced) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(1), "test"));
+  converge();
+  std::string old_id = cluster_->tasks("/web")[0]->id;
+  add_agent("a2", "host2");
+  for (int i = 0; i < 12; ++i) {
+    clock_.advance_ms(1000);
+    cluster_->heartbeat("a2");
+    cluster_->tick();
+  }
+  converge();
+  Node n;
+  n.id = "a1";
+  n.hostname = "host1";
+  n.total = {4, 4096, 1000};
+  n.ports = {{31000, 31099}};
+  auto answer = cluster_->register_agent(n, Json::array({{{"taskId", old_id}, {"state", "running"}}}));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ((*answer)["kill"], Json::array({old_id}));
+}
+
+TEST_F(ClusterTest, DeploymentThatNeverBecomesHealthyFailsAndRevertsRelease) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(1), "test"));
+  converge();
+  ASSERT_TRUE(cluster_->update_app(web_spec(1, "broken"), false, "test"));
+  // The new task is launched but never reports running.
+  for (int i = 0; i < 70; ++i) {
+    clock_.advance_ms(1000);
+    cluster_->heartbeat("a1");
+    cluster_->tick();
+  }
+  EXPECT_EQ(cluster_->app("/web")->current_release, 1);
+  EXPECT_EQ(cluster_->active_deployment("/web"), nullptr);
+  bool failed = false;
+  for (auto& e : events_) failed |= e["type"] == "deployment_failed";
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(running("/web"), 1);  // the old task kept running throughout
+  for (auto* t : cluster_->tasks("/web"))
+    if (t->state == TaskState::Running) EXPECT_EQ(t->release, 1);
+}
+
+TEST_F(ClusterTest, StateSurvivesReopen) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  converge();
+  open();
+  ASSERT_NE(cluster_->app("/web"), nullptr);
+  EXPECT_EQ(cluster_->tasks("/web").size(), 2u);
+  EXPECT_EQ(cluster_->releases("/web").size(), 1u);
+  EXPECT_EQ(cluster_->node("a1")->hostname, "host1");
+}
+
+TEST_F(ClusterTest, RollbackDeploysThePreviousRelease) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(1), "test"));
+  converge();
+  ASSERT_TRUE(cluster_->update_app(web_spec(1, "v2"), false, "test"));
+  converge(10);
+  auto r = cluster_->rollback("/web", std::nullopt, false, "test");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->release, 1);
+  converge(10);
+  EXPECT_EQ(cluster_->tasks("/web")[0]->release, 1);
+}
+
+TEST_F(ClusterTest, AppNameCollisionIsRefused) {
+  ASSERT_TRUE(cluster_->create_app(web_spec(0), "test"));
+  auto same = cluster_->create_app(web_spec(0), "test");
+  ASSERT_FALSE(same);
+  EXPECT_EQ(same.error().code, 409);
+  // "/shop/web" and "/shop.web" both have the app name "shop_web".
+  auto nested = parse_app_spec(Json{{"id", "/shop/web"}, {"cmd", "x"}, {"instances", 0}});
+  auto dotted = parse_app_spec(Json{{"id", "/shop.web"}, {"cmd", "x"}, {"instances", 0}});
+  ASSERT_TRUE(nested && dotted);
+  ASSERT_TRUE(cluster_->create_app(*nested, "test"));
+  auto r = cluster_->create_app(*dotted, "test");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, 422);
+  EXPECT_NE(r.error().message.find("/shop/web"), std::string::npos);
+}
+
+TEST_F(ClusterTest, RepeatedStatusUpdateIsIgnored) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(1), "test"));
+  converge();
+  size_t before = events_.size();
+  std::string id = cluster_->tasks("/web")[0]->id;
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "running"}, {"pid", 100}}));
+  EXPECT_EQ(events_.size(), before);
+}
