@@ -22,6 +22,8 @@ for name in "${targets[@]}"; do
   sources=$(sed -n 's|^// fuzz-sources:||p' "$src" | head -1)
   echo "build.sh: $name <- $src $sources"
   # shellcheck disable=SC2086
+  # Boost 1.74 does not detect clang 14's C++20 coroutines on its own.
   "$CXX" -std=c++20 -g -O1 -fsanitize=fuzzer,address -I src \
+    -DBOOST_ASIO_HAS_CO_AWAIT -DBOOST_ASIO_HAS_STD_COROUTINE \
     $sources "$src" -o "$out/${name}_fuzz"
 done
