@@ -256,3 +256,55 @@ TEST_F(ClusterTest, RepeatedStatusUpdateIsIgnored) {
   ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "running"}, {"pid", 100}}));
   EXPECT_EQ(events_.size(), before);
 }
+
+// The task state machine as the agents drive it.
+TEST_F(ClusterTest, TaskStatesFollowTheAgentsReportsAndKillingIsSticky) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(1), "test"));
+  cluster_->tick();
+  std::string id = cluster_->tasks("/web")[0]->id;
+  EXPECT_EQ(cluster_->task(id)->state, TaskState::Staging);
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "starting"}}));
+  EXPECT_EQ(cluster_->task(id)->state, TaskState::Starting);
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "running"}, {"pid", 42}}));
+  EXPECT_EQ(cluster_->task(id)->state, TaskState::Running);
+  EXPECT_EQ(cluster_->task(id)->pid, 42);
+  ASSERT_TRUE(cluster_->kill_tasks({id}, /*scale=*/true, "test"));
+  EXPECT_EQ(cluster_->task(id)->state, TaskState::Killing);
+  // A late "running" report does not undo the kill.
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "running"}}));
+  EXPECT_EQ(cluster_->task(id)->state, TaskState::Killing);
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "killed"}, {"exitCode", 143}}));
+  EXPECT_EQ(cluster_->task(id), nullptr);  // terminal tasks leave the live set...
+  auto history = cluster_->task_history("/web");
+  ASSERT_EQ(history.size(), 1u);          // ...and are kept in the app's history
+  EXPECT_EQ(history[0]->state, TaskState::Killed);
+  EXPECT_EQ(cluster_->app("/web")->instances, 0);  // killed with scale=true
+}
+
+TEST_F(ClusterTest, UnknownStateIsRefusedAndForeignTaskIsKilled) {
+  add_agent("a1", "host1");
+  auto bad = cluster_->task_status("a1", {{"taskId", "x"}, {"state", "exploded"}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, 422);
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", "ghost-r1.0.1"}, {"state", "running"}}));
+  auto cmds = cluster_->commands("a1", 0);
+  ASSERT_EQ(cmds.size(), 1u);
+  EXPECT_EQ(cmds[0].body["type"], "kill");
+  EXPECT_EQ(cmds[0].task_id, "ghost-r1.0.1");
+}
+
+TEST_F(ClusterTest, FailedTaskIsReplacedAfterBackoff) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(1), "test"));
+  converge();
+  std::string id = cluster_->tasks("/web")[0]->id;
+  ASSERT_TRUE(cluster_->task_status("a1", {{"taskId", id}, {"state", "failed"}, {"exitCode", 1}}));
+  cluster_->tick();
+  EXPECT_TRUE(cluster_->tasks("/web").empty()) << "relaunched before backoffSeconds (1 s)";
+  clock_.advance_ms(1100);
+  cluster_->heartbeat("a1");
+  cluster_->tick();
+  ASSERT_EQ(cluster_->tasks("/web").size(), 1u);
+  EXPECT_EQ(cluster_->tasks("/web")[0]->id, "web-r1.0.2");
+}
