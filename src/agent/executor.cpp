@@ -20,28 +20,35 @@ namespace stele {
 
 namespace {
 // Log lines wait in memory until DIR/executor.log is opened after the launch
-// path (or, if that never happens, go to stderr at exit).
-int g_log_fd = -1;
-std::string g_pending_log;
+// path (or, if that never happens, go to stderr at exit). Function-local:
+// executor_main may run before other translation units' statics exist.
+struct ExecutorLog {
+  int fd = -1;
+  std::string pending;
+};
+ExecutorLog& log_state() {
+  static ExecutorLog state;
+  return state;
+}
+
+void open_executor_log() {
+  UniqueFd fd(::open(sandbox_files::kLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640));
+  if (!fd) return;
+  log_state().fd = fd.release();
+  write_all(log_state().fd, log_state().pending);
+  log_state().pending.clear();
+}
+
+void flush_pending_log() {
+  if (log_state().fd < 0) write_all(2, log_state().pending);
+  log_state().pending.clear();
+}
 }  // namespace
 
 void executor_log(const char* level, const std::string& msg) {
   std::string line = fmt::format("{} {} {}\n", iso8601(wall_ms()), level, msg);
-  if (g_log_fd < 0) g_pending_log += line;
-  else write_all(g_log_fd, line);
-}
-
-static void open_executor_log() {
-  UniqueFd fd(::open(sandbox_files::kLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640));
-  if (!fd) return;
-  g_log_fd = fd.release();
-  write_all(g_log_fd, g_pending_log);
-  g_pending_log.clear();
-}
-
-static void flush_pending_log() {
-  if (g_log_fd < 0) write_all(2, g_pending_log);
-  g_pending_log.clear();
+  if (log_state().fd < 0) log_state().pending += line;
+  else write_all(log_state().fd, line);
 }
 
 Result<ExecutorOptions> parse_executor_args(int argc, char** argv) {

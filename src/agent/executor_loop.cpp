@@ -268,8 +268,8 @@ void Executor::finalize() {
     status_.message = exec_error_;
   }
   terminal_ = true;
-  executor_log("info", fmt::format("task {} {}: {} {}", spec_.task_id, status_.state, status_.reason,
-                                   status_.message));
+  executor_log("info", fmt::format("task {} {}: {}{}{}", spec_.task_id, status_.state, status_.reason,
+                                   status_.message.empty() ? "" : "; ", status_.message));
   publish();
   on_terminal();
 }

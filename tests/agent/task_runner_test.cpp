@@ -180,8 +180,10 @@ TEST_F(TaskRunnerTest, KillHonoursSigterm) {
 }
 
 TEST_F(TaskRunnerTest, KillEscalatesToSigkillAfterGrace) {
-  runner_->launch(spec("trap-r1.0.1", "trap '' TERM; sleep 100"));
+  runner_->launch(spec("trap-r1.0.1", "trap '' TERM; echo trapped; sleep 100"));
   ASSERT_TRUE(run_until([&] { return reached("trap-r1.0.1", "running"); }));
+  // "running" means exec'd; the shell ignores TERM only once the trap ran.
+  ASSERT_TRUE(wait_until([&] { return file_text(sandbox("trap-r1.0.1") + "/stdout") == "trapped\n"; }, 5));
   int pid = last("trap-r1.0.1")->pid;
   auto t0 = mono_ms();
   runner_->kill("trap-r1.0.1", 0.5);
@@ -215,6 +217,20 @@ TEST_F(TaskRunnerTest, TaskGetsOwnNamespacesAndCgroups) {
   runner_->kill("ns-r1.0.1", 1);
   ASSERT_TRUE(run_until([&] { return reached("ns-r1.0.1", "killed"); }));
   for (const auto& d : cg.dirs) EXPECT_FALSE(fs::exists(d)) << d;  // removed after the exit
+}
+
+TEST_F(TaskRunnerTest, KillRightAfterLaunchIsHonoured) {
+  runner_->launch(spec("early-r1.0.1", "exec sleep 100"));
+  runner_->kill("early-r1.0.1", 5);  // before the executor has said anything
+  ASSERT_TRUE(run_until([&] { return reached("early-r1.0.1", "killed"); }));
+  EXPECT_EQ(last("early-r1.0.1")->signal, std::optional<int>(SIGTERM));
+}
+
+TEST_F(TaskRunnerTest, LargeSpecReachesTheTask) {
+  LaunchSpec s = spec("big-r1.0.1", "echo ${#BIG0} ${#BIG1} ${#BIG2}");
+  for (int i = 0; i < 3; ++i) s.env["BIG" + std::to_string(i)] = std::string(100000, 'x');
+  EXPECT_EQ(run_to_end(s).state, "finished");  // a 300 kB launch message: past the socket buffer
+  EXPECT_EQ(file_text(sandbox("big-r1.0.1") + "/stdout"), "100000 100000 100000\n");
 }
 
 TEST_F(TaskRunnerTest, ExecutorSurvivesRunnerAndIsRecovered) {
@@ -338,8 +354,10 @@ TEST_F(TaskRunnerTest, OomKillIsReported) {
 // Not a timing assertion: prints launch() -> "running" for a plain cmd, with
 // the standby executor (the default) and without it (exec of the binary on
 // the launch path), interleaved in one run. Launches are 20 ms apart, as
-// non-burst launches are.
+// non-burst launches are. STELE_BIN=<path of stele> measures that binary's
+// `stele executor` instead of this test binary's.
 TEST_F(TaskRunnerTest, LaunchToRunningLatency) {
+  if (const char* bin = std::getenv("STELE_BIN")) config_.stele_binary = bin;
   RunnerConfig cold_config = config_;
   cold_config.data_dir = dir_.path() + "/cold-agent";
   cold_config.standby_executor = false;
@@ -369,9 +387,9 @@ TEST_F(TaskRunnerTest, LaunchToRunningLatency) {
     auto& v = ms[warm];
     std::sort(v.begin(), v.end());
     ASSERT_EQ(v.size(), size_t(kRounds));
-    std::printf("[ latency ] launch() -> running, plain cmd, %s, n=%d: median %.2f ms, min %.2f, p90 %.2f, max %.2f\n",
+    std::printf("[ latency ] launch() -> running, plain cmd, %s, n=%d: median %.2f ms, min %.2f, p90 %.2f, max %.2f (%s)\n",
                 warm ? "standby executor     " : "executor exec'd fresh", kRounds, v[kRounds / 2], v[0],
-                v[kRounds * 9 / 10], v[kRounds - 1]);
+                v[kRounds * 9 / 10], v[kRounds - 1], config_.stele_binary.c_str());
   }
   std::printf("[ latency ] load average during the run: %s", file_text("/proc/loadavg").c_str());
   testing::cleanup_agent_dir(cold_config.data_dir, "");

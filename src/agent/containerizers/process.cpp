@@ -33,7 +33,8 @@ struct ChildError {
 constexpr int kNamespacesUnavailable = 1;  // Error::code of start_once
 constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-// Everything the children need, built before clone so they only make system calls.
+// Everything the children need, built before clone. (The executor is
+// single-threaded, so its clone children may still use the heap.)
 struct ChildPlan {
   std::vector<std::string> argv_store;
   std::vector<char*> argv, envp;
@@ -52,7 +53,8 @@ struct CloneArgs {
 constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
 
 // fork() with namespace flags (a raw clone without CLONE_VM and without a new
-// stack behaves like fork); the child only makes system calls before exec.
+// stack behaves like fork; glibc's thread bookkeeping is not needed by the
+// child, which never creates threads).
 // v2: clone3 with CLONE_INTO_CGROUP first, so the child needs no migration.
 pid_t clone_task(long flags, int cgroup_dir_fd, ChildPlan& p) {
   if (cgroup_dir_fd >= 0) {
