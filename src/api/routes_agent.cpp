@@ -49,7 +49,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     if (!body) return HttpResponse::error(body.error(), 400);
     std::string agent = body->value("id", "");
     const auto* node = s.cluster.node(agent);
-    if (!node || node->state != "active") return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
+    if (!node || node->state != "active" || !node->session) return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
     for (const auto& u : body->value("updates", Json::array()))
       if (auto res = s.cluster.task_status(agent, u); !res) return HttpResponse::error(res.error(), 503);
     return HttpResponse::json(200, {{"acknowledged", body->value("updates", Json::array()).size()}});
@@ -57,7 +57,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
   r.add("GET", "/api/v1/agent/commands", sync_handler(s, [&s](HttpRequest& req) {
     std::string agent = req.query_param("id");
     const auto* node = s.cluster.node(agent);
-    if (!node || node->state != "active") return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
+    if (!node || node->state != "active" || !node->session) return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
     HttpResponse res;
     res.content_type = "text/event-stream";
     res.stream = [&s, agent](net::StreamWriter& w) -> net::awaitable<void> {
@@ -65,7 +65,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
       if (!co_await w.write(": commands\n\n")) co_return;
       while (!s.stopped) {
         const auto* node = s.cluster.node(agent);
-        if (!node || node->state != "active") co_return;
+        if (!node || node->state != "active" || !node->session) co_return;
         for (const auto& c : s.cluster.commands(agent, sent)) {
           sent = c.seq;
           net::SseEvent ev{std::to_string(c.seq), "command", c.body.dump()};

@@ -185,6 +185,16 @@ Result<void> Cluster::load() {
       s_->scheduler.add_task(t.id, t.app_id, t.agent_id, {rel->spec.cpus, rel->spec.mem, rel->spec.disk}, t.ports);
   });
   if (!r) return r;
+  // Commands not yet confirmed when the last server stopped are sent again:
+  // launches of staging tasks and kills in progress.
+  for (auto& [id, t] : s_->tasks) {
+    const Release* rel = release(t.app_id, t.release);
+    if (t.kill_sent)
+      s_->queue_command(t.agent_id, id, Json{{"type", "kill"}, {"taskId", id},
+                                             {"graceSeconds", rel ? rel->spec.task_kill_grace_period_seconds : 3.0}});
+    else if (t.state == TaskState::Staging && rel)
+      s_->queue_command(t.agent_id, id, State::launch_command(t, *rel));
+  }
   spdlog::info("state loaded: {} apps, {} tasks, {} nodes", s_->apps.size(), s_->tasks.size(), s_->nodes.size());
   return {};
 }

@@ -81,6 +81,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
   std::string prev_state = n.state;
   n = info;
   n.state = "active";
+  n.session = true;
   n.registered_ms = s_->now();
   n.last_heartbeat_ms = s_->now();
   s_->scheduler.upsert_agent({n.id, n.hostname, n.attributes, n.total, n.ports});
@@ -103,6 +104,12 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
     }
     Task& t = it->second;
     const Release* rel = release(t.app_id, t.release);
+    bool kill_pending = false;
+    for (auto& c : s_->outbox[n.id])
+      if (c.task_id == t.id && c.body.value("type", "") == "kill") kill_pending = true;
+    if (t.kill_sent && !kill_pending)
+      s_->queue_command(n.id, t.id, Json{{"type", "kill"}, {"taskId", t.id},
+                                         {"graceSeconds", rel ? rel->spec.task_kill_grace_period_seconds : 3.0}});
     if (rel && !s_->scheduler.has_task(t.id))
       s_->scheduler.add_task(t.id, t.app_id, n.id, {rel->spec.cpus, rel->spec.mem, rel->spec.disk}, t.ports);
   }
@@ -134,7 +141,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
 
 bool Cluster::heartbeat(const std::string& agent_id) {
   auto it = s_->nodes.find(agent_id);
-  if (it == s_->nodes.end() || it->second.state != "active") return false;
+  if (it == s_->nodes.end() || it->second.state != "active" || !it->second.session) return false;
   it->second.last_heartbeat_ms = s_->now();
   return true;
 }

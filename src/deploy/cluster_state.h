@@ -64,6 +64,7 @@ struct Cluster::State {
   void retire_task(Task& t, Tx& tx);
   Json task_event(const Task& t) const;
   void reconcile_app(App& app, Tx& tx);
+  static Json launch_command(const Task& t, const Release& rel);
   void launch_task(App& app, const Release& rel, int seq, Tx& tx);
   void check_agents(Tx& tx);
 };

@@ -33,6 +33,14 @@ void Cluster::State::check_agents(Tx& tx) {
   }
 }
 
+Json Cluster::State::launch_command(const Task& t, const Release& rel) {
+  return {{"type", "launch"},
+          {"task", {{"id", t.id}, {"appId", t.app_id}, {"release", t.release}, {"seq", t.seq},
+                    {"ports", t.ports}, {"host", t.host}}},
+          {"spec", app_spec_json(rel.spec)},
+          {"artifact", rel.artifact}};
+}
+
 void Cluster::State::launch_task(App& app, const Release& rel, int seq, Tx& tx) {
   int n = ++launches[app.id][seq];
   Task t;
@@ -63,13 +71,8 @@ void Cluster::State::launch_task(App& app, const Release& rel, int seq, Tx& tx) 
   t.state = TaskState::Staging;
   t.staged_ms = t.updated_ms = now();
   t.has_health_checks = !rel.spec.health_checks.empty();
-  Json launch = {{"type", "launch"},
-                 {"task", {{"id", t.id}, {"appId", t.app_id}, {"release", t.release}, {"seq", seq},
-                           {"ports", t.ports}, {"host", t.host}}},
-                 {"spec", app_spec_json(rel.spec)},
-                 {"artifact", rel.artifact}};
   tasks[t.id] = t;
-  queue_command(t.agent_id, t.id, std::move(launch));
+  queue_command(t.agent_id, t.id, launch_command(t, rel));
   tx.writes.push_back(put("tasks", t.id, to_json(t)));
   tx.writes.push_back(put("apps", app.id, app_doc(app)));
   tx.events.push_back(task_event(t));
@@ -115,8 +118,9 @@ void Cluster::State::reconcile_app(App& app, Tx& tx) {
     finish_deployment(*d, "failed", reason, tx);
     if (failed.kind != "scale" || failed.from_release != failed.to_release) {
       // Back to where the app was before this deployment.
-      app.current_release = failed.from_release;
-      app.instances = failed.from_instances;
+      // A new app has nothing to return to: it keeps its release at scale 0.
+      if (failed.from_release != 0) app.current_release = failed.from_release;
+      app.instances = failed.from_release != 0 ? failed.from_instances : 0;
       if (failed.kind == "restart") app.generation = failed.generation - 1;
       app.failures = 0;
       app.next_launch_ms = 0;

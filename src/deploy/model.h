@@ -30,6 +30,9 @@ struct Node {
   std::string state = "active";  // active | lost
   int64_t registered_ms = 0;
   int64_t last_heartbeat_ms = 0;  // not persisted (design.md: heartbeats are not written)
+  // Registered with this server process. Loaded nodes are not: until they
+  // register again (and reconcile), their heartbeats are refused.
+  bool session = false;
 };
 
 struct HealthResult {

@@ -308,3 +308,21 @@ TEST_F(ClusterTest, FailedTaskIsReplacedAfterBackoff) {
   ASSERT_EQ(cluster_->tasks("/web").size(), 1u);
   EXPECT_EQ(cluster_->tasks("/web")[0]->id, "web-r1.0.2");
 }
+
+// After a server restart, commands that were never confirmed are sent again,
+// and agents must register (and reconcile) before heartbeats count.
+TEST_F(ClusterTest, UnconfirmedCommandsAreResentAfterRestart) {
+  add_agent("a1", "host1");
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  cluster_->tick();  // launches queued, never delivered
+  ASSERT_EQ(cluster_->commands("a1", 0).size(), 2u);
+  open();  // the server restarts
+  EXPECT_FALSE(cluster_->heartbeat("a1")) << "heartbeats before re-registration must be refused";
+  auto cmds = cluster_->commands("a1", 0);
+  ASSERT_EQ(cmds.size(), 2u);
+  EXPECT_EQ(cmds[0].body["type"], "launch");
+  add_agent("a1", "host1");  // re-registers with no tasks: the launches are still pending
+  EXPECT_EQ(cluster_->tasks("/web").size(), 2u);
+  converge();
+  EXPECT_EQ(running("/web"), 2);
+}
