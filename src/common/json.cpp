@@ -2,7 +2,32 @@
 
 namespace stele {
 
+namespace {
+// Deepest array/object nesting, strings skipped. nlohmann copies and prints
+// recursively, so absurd nesting from the network is refused up front.
+int max_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+}  // namespace
+
 Result<Json> parse_json(std::string_view text) {
+  if (max_depth(text) > kMaxJsonDepth)
+    return fail("invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels", 400);
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     // Re-parse with exceptions only to get the position for the message.

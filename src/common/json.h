@@ -11,7 +11,10 @@ namespace stele {
 
 using Json = nlohmann::json;
 
-// Parses text; on failure the error names the byte offset.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses text; on failure the error names the byte offset. Documents nested
+// deeper than kMaxJsonDepth are refused.
 Result<Json> parse_json(std::string_view text);
 
 // Error -> {"message": ..., "details": [{"path", "errors"}]}.
