@@ -133,6 +133,31 @@ class ApiTest(SteleTestCase):
         again = sse3.wait_for(lambda e: int(e["id"]) == ids[-1], 10, "replay up to event %d" % ids[-1])
         self.assertEqual([int(e["id"]) for e in again], [i for i in ids if i > int(last)])
 
+    def test_14_token_required_off_loopback(self):
+        """A listener off loopback needs the data dir's token for every change and
+        for agents; reads stay open. (Traffic still goes to 127.0.0.1 only.)"""
+        port = stelelib.free_port()
+        data = os.path.join(self.h.tmp, "open-server")
+        self.h.spawn("open-server", [STELE, "server", "--data-dir", data, "--listen", "0.0.0.0:%d" % port])
+        api = stelelib.Api("http://127.0.0.1:%d" % port)
+        wait_until(api.ping, 15, "server on 0.0.0.0 to answer /ping")
+        with open(os.path.join(data, "token")) as f:
+            token = f.read().strip()
+        self.assertEqual(api.call("GET", "/v2/apps")[0], 200)
+        status, doc = api.call("POST", "/v2/apps", sample_app("/locked", 0))
+        self.assertEqual(status, 401, doc)
+        self.assertIn("token", doc["message"])
+        status, doc = stelelib.http("POST", api.url + "/v2/apps", sample_app("/locked", 0),
+                                    headers={"Authorization": "Bearer wrong"})
+        self.assertEqual(status, 401, doc)
+        status, doc = stelelib.http("POST", api.url + "/v2/apps", sample_app("/locked", 0),
+                                    headers={"Authorization": "Bearer " + token})
+        self.assertEqual(status, 201, doc)
+        registration = {"id": "intruder", "hostname": "h", "resources": {"cpus": 1, "mem": 64, "disk": 1}}
+        status, doc = stelelib.http("POST", api.url + "/api/v1/agent/register", registration)
+        self.assertEqual(status, 401, doc)
+        self.assertEqual(api.get("/api/v1/nodes")["nodes"], [])
+
     def test_13_cli_shows_the_app(self):
         self.start_one_agent("31940-31959")
         self.api.call("POST", "/v2/apps", sample_app(APP, 2), expect=201)
