@@ -302,7 +302,7 @@ int run_up(Flags f) {
   if (o->advertise_addr.empty()) o->advertise_addr = "127.0.0.1";
   agent::Agent a(io, *o);
   a.start();
-  fmt::print("Stele is up.\n  API and dashboard: {}\n  data: {}\n  token: {}/token\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
+  fmt::print("Stele is up.\n  API: {}\n  data: {}\n  token: {}/token\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
              "Ctrl-C stops the platform and leaves apps running; `stele down` stops them too.\n",
              api_url, dir.string(), dir.string(), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
   fflush(stdout);
