@@ -1,0 +1,498 @@
+#include "pipeline/slug.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "pipeline/sha256.h"
+
+namespace stele::pipeline {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kBlock = 512;
+constexpr size_t kChunk = 128 * 1024;  // fixed feed size keeps zstd output deterministic
+constexpr uint64_t kMaxOctal11 = 077777777777ULL;
+
+std::string errno_text() { return std::strerror(errno); }
+
+struct Entry {
+  std::string rel;   // relative path, '/'-separated
+  char type = '0';   // '0' file, '5' dir, '2' symlink
+  unsigned mode = 0644;
+  uint64_t size = 0;
+  std::string link;
+};
+
+Result<Entry> entry_for(const fs::path& abs, const std::string& rel) {
+  struct stat st;
+  if (::lstat(abs.c_str(), &st) != 0) return fail("slug: cannot stat " + rel + ": " + errno_text());
+  Entry e;
+  e.rel = rel;
+  if (S_ISDIR(st.st_mode)) {
+    e.type = '5', e.mode = 0755;
+  } else if (S_ISREG(st.st_mode)) {
+    e.type = '0', e.mode = (st.st_mode & 0111) ? 0755 : 0644, e.size = static_cast<uint64_t>(st.st_size);
+  } else if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    e.type = '2', e.mode = 0777, e.link = fs::read_symlink(abs, ec).string();
+    if (ec) return fail("slug: cannot read symlink " + rel + ": " + ec.message());
+  } else {
+    return fail("slug: " + rel + " is not a regular file, directory or symlink (sockets, fifos and devices "
+                "cannot go in a slug)");
+  }
+  return e;
+}
+
+Result<void> collect(const fs::path& root, const std::string& prefix, std::vector<Entry>& out) {
+  std::error_code ec;
+  for (fs::directory_iterator it(root / prefix, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (prefix.empty() && name == ".git") continue;
+    std::string rel = prefix.empty() ? name : prefix + "/" + name;
+    auto e = entry_for(it->path(), rel);
+    if (!e) return fail(e.error());
+    bool dir = e->type == '5';
+    out.push_back(std::move(*e));
+    if (dir)
+      if (auto r = collect(root, rel, out); !r) return r;
+  }
+  if (ec) return fail("slug: cannot list " + (root / prefix).string() + ": " + ec.message());
+  return {};
+}
+
+class ZstdFileSink {
+ public:
+  ~ZstdFileSink() {
+    ZSTD_freeCCtx(cctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Creates a unique temp file from a mkstemp template (rewritten in place).
+  Result<void> open(std::string& tmpl) {
+    fd_ = ::mkstemp(tmpl.data());
+    if (fd_ < 0) return fail("slug: cannot create " + tmpl + ": " + errno_text());
+    ::fchmod(fd_, 0644);
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, 3);
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, 0);
+    return {};
+  }
+  Result<void> write(const char* p, size_t n) {
+    while (n > 0) {
+      size_t take = std::min(n, kChunk - buf_.size());
+      buf_.append(p, take), p += take, n -= take;
+      if (buf_.size() == kChunk)
+        if (auto r = compress(ZSTD_e_continue); !r) return r;
+    }
+    return {};
+  }
+  Result<void> finish() {
+    if (auto r = compress(ZSTD_e_end); !r) return r;
+    if (::fsync(fd_) != 0) return fail("slug: fsync: " + errno_text());
+    return {};
+  }
+  std::string digest() { return hash_.final(); }
+  uint64_t size() const { return size_; }
+
+ private:
+  Result<void> compress(ZSTD_EndDirective mode) {
+    ZSTD_inBuffer in{buf_.data(), buf_.size(), 0};
+    std::vector<char> out(ZSTD_CStreamOutSize());
+    for (;;) {
+      ZSTD_outBuffer o{out.data(), out.size(), 0};
+      size_t left = ZSTD_compressStream2(cctx_, &o, &in, mode);
+      if (ZSTD_isError(left)) return fail(std::string("slug: zstd: ") + ZSTD_getErrorName(left));
+      if (auto r = emit(out.data(), o.pos); !r) return r;
+      if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) break;
+    }
+    buf_.clear();
+    return {};
+  }
+  Result<void> emit(const char* p, size_t n) {
+    hash_.update(p, n);
+    size_ += n;
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return fail("slug: write: " + errno_text());
+      p += w, n -= static_cast<size_t>(w);
+    }
+    return {};
+  }
+  int fd_ = -1;
+  ZSTD_CCtx* cctx_ = ZSTD_createCCtx();
+  std::string buf_;
+  Sha256 hash_;
+  uint64_t size_ = 0;
+};
+
+using Block = std::array<char, kBlock>;
+
+// Zero-padded octal filling len-1 digits, then NUL.
+void put_octal(char* field, size_t len, uint64_t v) {
+  for (size_t i = len - 1; i-- > 0; v >>= 3) field[i] = static_cast<char>('0' + (v & 7));
+  field[len - 1] = '\0';
+}
+
+void put_str(char* field, size_t len, const std::string& s) { std::memcpy(field, s.data(), std::min(len, s.size())); }
+
+void seal(Block& b) {
+  std::memset(&b[148], ' ', 8);
+  unsigned sum = 0;
+  for (char c : b) sum += static_cast<unsigned char>(c);
+  put_octal(&b[148], 7, sum);
+  b[155] = ' ';
+}
+
+Block header(const std::string& name, const std::string& prefix, char type, unsigned mode, uint64_t size,
+             const std::string& link) {
+  Block b{};
+  put_str(&b[0], 100, name);
+  put_octal(&b[100], 8, mode);
+  put_octal(&b[108], 8, 0);
+  put_octal(&b[116], 8, 0);
+  put_octal(&b[124], 12, size > kMaxOctal11 ? 0 : size);
+  put_octal(&b[136], 12, 0);
+  b[156] = type;
+  put_str(&b[157], 100, link);
+  std::memcpy(&b[257], "ustar\0" "00", 8);
+  put_str(&b[345], 155, prefix);
+  seal(b);
+  return b;
+}
+
+// Splits a path into ustar prefix/name; false when it cannot fit.
+bool split_ustar(const std::string& p, std::string& prefix, std::string& name) {
+  if (p.size() <= 100) return prefix.clear(), name = p, true;
+  for (size_t i = p.find('/'); i != std::string::npos; i = p.find('/', i + 1)) {
+    if (i <= 155 && p.size() - i - 1 <= 100 && p.size() - i - 1 > 0)
+      return prefix = p.substr(0, i), name = p.substr(i + 1), true;
+  }
+  return false;
+}
+
+void pax_record(std::string& out, const std::string& key, const std::string& value) {
+  size_t body = key.size() + value.size() + 3;  // ' ' '=' '\n'
+  size_t len = body + std::to_string(body).size();
+  if (std::to_string(len).size() + body != len) ++len;
+  out += std::to_string(len) + " " + key + "=" + value + "\n";
+}
+
+class TarWriter {
+ public:
+  explicit TarWriter(ZstdFileSink& sink) : sink_(sink) {}
+
+  Result<void> add(const Entry& e, const fs::path& root) {
+    std::string path = e.type == '5' ? e.rel + "/" : e.rel, prefix, name, pax;
+    if (!split_ustar(path, prefix, name)) pax_record(pax, "path", path), name = path.substr(0, 100), prefix.clear();
+    if (e.link.size() > 100) pax_record(pax, "linkpath", e.link);
+    if (e.size > kMaxOctal11) pax_record(pax, "size", std::to_string(e.size));
+    if (!pax.empty())
+      if (auto r = write_pax(pax); !r) return r;
+    if (auto r = block(header(name, prefix, e.type, e.mode, e.size, e.link)); !r) return r;
+    return e.type == '0' ? copy_file(root / e.rel, e) : Result<void>{};
+  }
+
+  Result<void> finish() {
+    Block zero{};
+    if (auto r = block(zero); !r) return r;
+    return block(zero);
+  }
+
+ private:
+  Result<void> block(const Block& b) { return sink_.write(b.data(), b.size()); }
+
+  Result<void> write_pax(const std::string& pax) {
+    if (auto r = block(header("././@PaxHeader", "", 'x', 0644, pax.size(), "")); !r) return r;
+    return data(pax.data(), pax.size(), pax.size());
+  }
+
+  Result<void> data(const char* p, size_t n, uint64_t total) {
+    if (auto r = sink_.write(p, n); !r) return r;
+    size_t pad = (kBlock - total % kBlock) % kBlock;
+    static const char zeros[kBlock] = {};
+    return sink_.write(zeros, pad);
+  }
+
+  Result<void> copy_file(const fs::path& abs, const Entry& e) {
+    int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return fail("slug: cannot open " + e.rel + ": " + errno_text());
+    std::vector<char> buf(kChunk);
+    uint64_t done = 0;
+    Result<void> r;
+    while (r && done < e.size) {
+      ssize_t n = ::read(fd, buf.data(), std::min<uint64_t>(buf.size(), e.size - done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) r = fail("slug: " + e.rel + " shrank or could not be read while packing");
+      else r = sink_.write(buf.data(), static_cast<size_t>(n)), done += static_cast<uint64_t>(n);
+    }
+    char extra;
+    if (r && ::read(fd, &extra, 1) > 0) r = fail("slug: " + e.rel + " grew while packing");
+    ::close(fd);
+    return r ? data(nullptr, 0, e.size) : r;
+  }
+
+  ZstdFileSink& sink_;
+};
+
+class ZstdFileSource {
+ public:
+  ~ZstdFileSource() {
+    ZSTD_freeDCtx(dctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Result<void> open(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return fail("slug: cannot open " + path + ": " + errno_text());
+    return {};
+  }
+  // Exactly n bytes (dst may be null to skip); a short stream is an error.
+  Result<void> read(char* dst, uint64_t n) {
+    while (n > 0) {
+      if (out_pos_ == out_len_)
+        if (auto r = refill(); !r) return r;
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, out_len_ - out_pos_));
+      if (dst) std::memcpy(dst, out_.data() + out_pos_, take), dst += take;
+      out_pos_ += take, n -= take;
+    }
+    return {};
+  }
+
+ private:
+  Result<void> refill() {
+    out_pos_ = out_len_ = 0;
+    while (out_len_ == 0) {
+      if (in_pos_ == in_len_) {
+        ssize_t n = ::read(fd_, in_.data(), in_.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail("slug: read: " + errno_text());
+        if (n == 0) return fail("slug: archive is truncated");
+        in_len_ = static_cast<size_t>(n), in_pos_ = 0;
+      }
+      ZSTD_inBuffer in{in_.data(), in_len_, in_pos_};
+      ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+      size_t rc = ZSTD_decompressStream(dctx_, &out, &in);
+      if (ZSTD_isError(rc)) return fail(std::string("slug: zstd: ") + ZSTD_getErrorName(rc));
+      in_pos_ = in.pos, out_len_ = out.pos;
+    }
+    return {};
+  }
+  int fd_ = -1;
+  ZSTD_DCtx* dctx_ = ZSTD_createDCtx();
+  std::vector<char> in_ = std::vector<char>(ZSTD_DStreamInSize());
+  std::vector<char> out_ = std::vector<char>(ZSTD_DStreamOutSize());
+  size_t in_len_ = 0, in_pos_ = 0, out_len_ = 0, out_pos_ = 0;
+};
+
+struct TarEntry {
+  std::string path, link;
+  char type = '0';
+  unsigned mode = 0;
+  uint64_t size = 0;
+};
+
+std::string field(const Block& b, size_t off, size_t len) {
+  const char* p = &b[off];
+  return std::string(p, strnlen(p, len));
+}
+
+uint64_t octal(const Block& b, size_t off, size_t len) {
+  uint64_t v = 0;
+  for (size_t i = off; i < off + len && b[i] >= '0' && b[i] <= '7'; ++i) v = v * 8 + (b[i] - '0');
+  return v;
+}
+
+uint64_t pad_of(uint64_t size) { return (kBlock - size % kBlock) % kBlock; }
+
+bool checksum_ok(Block b) {
+  unsigned want = static_cast<unsigned>(octal(b, 148, 8));
+  std::memset(&b[148], ' ', 8);
+  unsigned sum = 0;
+  for (char c : b) sum += static_cast<unsigned char>(c);
+  return sum == want;
+}
+
+// Applies "len key=value\n" records to the next entry.
+void apply_pax(const std::string& data, TarEntry& over) {
+  for (size_t i = 0; i < data.size();) {
+    size_t sp = data.find(' ', i);
+    if (sp == std::string::npos) return;
+    size_t len = std::strtoull(data.c_str() + i, nullptr, 10);
+    if (len == 0 || i + len > data.size()) return;
+    std::string rec = data.substr(sp + 1, i + len - sp - 2);
+    size_t eq = rec.find('=');
+    std::string key = rec.substr(0, eq), value = eq == std::string::npos ? "" : rec.substr(eq + 1);
+    if (key == "path") over.path = value;
+    if (key == "linkpath") over.link = value;
+    if (key == "size") over.size = std::strtoull(value.c_str(), nullptr, 10);
+    i += len;
+  }
+}
+
+Result<std::string> read_meta(ZstdFileSource& src, uint64_t size) {
+  if (size > (1u << 20)) return fail("slug: extended header too large");
+  std::string data(size, '\0');
+  if (auto r = src.read(data.data(), size); !r) return fail(r.error());
+  if (auto r = src.read(nullptr, pad_of(size)); !r) return fail(r.error());
+  if (auto nul = data.find('\0'); nul != std::string::npos) data.resize(nul);  // GNU 'L' names
+  return data;
+}
+
+// Next entry, with pax/GNU long-name headers folded in; false at the end.
+Result<bool> next_entry(ZstdFileSource& src, TarEntry& e) {
+  TarEntry over;
+  for (;;) {
+    Block b;
+    if (auto r = src.read(b.data(), kBlock); !r) return fail(r.error());
+    if (std::all_of(b.begin(), b.end(), [](char c) { return c == 0; })) return false;
+    if (!checksum_ok(b)) return fail("slug: corrupt tar header (bad checksum)");
+    std::string prefix = field(b, 345, 155), name = field(b, 0, 100);
+    e = TarEntry{prefix.empty() ? name : prefix + "/" + name, field(b, 157, 100), b[156],
+                 static_cast<unsigned>(octal(b, 100, 8)), octal(b, 124, 12)};
+    if (e.type != 'x' && e.type != 'g' && e.type != 'L' && e.type != 'K') break;
+    auto meta = read_meta(src, e.size);
+    if (!meta) return fail(meta.error());
+    if (e.type == 'x') apply_pax(*meta, over);
+    if (e.type == 'L') over.path = *meta;
+    if (e.type == 'K') over.link = *meta;
+  }
+  if (!over.path.empty()) e.path = over.path;
+  if (!over.link.empty()) e.link = over.link;
+  if (over.size) e.size = over.size;
+  return true;
+}
+
+// "a/./b/" → {"a","b"}; refuses absolute paths and "..".
+Result<std::vector<std::string>> safe_parts(const std::string& p) {
+  if (p.empty() || p[0] == '/') return fail("slug: refusing absolute or empty path '" + p + "'");
+  std::vector<std::string> parts;
+  for (size_t i = 0; i <= p.size();) {
+    size_t j = std::min(p.find('/', i), p.size());
+    std::string part = p.substr(i, j - i);
+    if (part == "..") return fail("slug: refusing path with '..': '" + p + "'");
+    if (!part.empty() && part != ".") parts.push_back(part);
+    i = j + 1;
+  }
+  return parts;
+}
+
+// Creates missing parents; fails when one is a symlink or not a directory.
+Result<fs::path> walk_parents(const fs::path& dest, const std::vector<std::string>& parts, const std::string& p) {
+  fs::path cur = dest;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    cur /= parts[i];
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0) {
+      if (errno != ENOENT || ::mkdir(cur.c_str(), 0755) != 0)
+        return fail("slug: cannot create " + cur.string() + ": " + errno_text());
+    } else if (S_ISLNK(st.st_mode)) {
+      return fail("slug: refusing to write '" + p + "' through symlink " + cur.string());
+    } else if (!S_ISDIR(st.st_mode)) {
+      return fail("slug: '" + p + "' is under a non-directory");
+    }
+  }
+  return cur / parts.back();
+}
+
+// Clears the way for the entry's final component.
+Result<void> prepare_target(const fs::path& t, char type, const std::string& p) {
+  struct stat st;
+  if (::lstat(t.c_str(), &st) != 0) return {};
+  if (S_ISLNK(st.st_mode) && type != '2') return fail("slug: refusing to write '" + p + "' through a symlink");
+  if (S_ISDIR(st.st_mode)) return type == '5' ? Result<void>{} : fail("slug: '" + p + "' replaces a directory");
+  if (::unlink(t.c_str()) != 0) return fail("slug: cannot replace " + t.string() + ": " + errno_text());
+  return {};
+}
+
+Result<void> write_file(ZstdFileSource& src, const fs::path& t, const TarEntry& e) {
+  int fd = ::open(t.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return fail("slug: cannot create " + t.string() + ": " + errno_text());
+  std::vector<char> buf(kChunk);
+  Result<void> r;
+  for (uint64_t left = e.size; r && left > 0;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+    r = src.read(buf.data(), n);
+    if (r && ::write(fd, buf.data(), n) != static_cast<ssize_t>(n)) r = fail("slug: write " + t.string() + ": " + errno_text());
+    left -= n;
+  }
+  if (r && ::fchmod(fd, e.mode & 0777) != 0) r = fail("slug: chmod " + t.string() + ": " + errno_text());
+  ::close(fd);
+  return r ? src.read(nullptr, pad_of(e.size)) : r;
+}
+
+using DirModes = std::vector<std::pair<fs::path, unsigned>>;
+
+Result<void> extract(ZstdFileSource& src, const fs::path& dest, const TarEntry& e, DirModes& dirs) {
+  auto parts = safe_parts(e.path);
+  if (!parts) return fail(parts.error());
+  if (parts->empty()) return e.type == '5' ? Result<void>{} : fail("slug: entry with an empty path");
+  if (e.type != '0' && e.type != '\0' && e.type != '5' && e.type != '2')
+    return fail(std::string("slug: refusing entry '") + e.path + "' of tar type '" + e.type + "'");
+  auto t = walk_parents(dest, *parts, e.path);
+  if (!t) return fail(t.error());
+  if (auto r = prepare_target(*t, e.type, e.path); !r) return r;
+  if (e.type == '5') {
+    if (::mkdir(t->c_str(), 0700) != 0 && errno != EEXIST) return fail("slug: mkdir " + t->string() + ": " + errno_text());
+    dirs.emplace_back(*t, e.mode & 0777);
+    return src.read(nullptr, e.size + pad_of(e.size));
+  }
+  if (e.type == '2') {
+    if (::symlink(e.link.c_str(), t->c_str()) != 0) return fail("slug: symlink " + t->string() + ": " + errno_text());
+    return src.read(nullptr, e.size + pad_of(e.size));
+  }
+  return write_file(src, *t, e);
+}
+
+}  // namespace
+
+Result<Slug> make_slug(const std::string& tree_dir, const std::string& out_dir) {
+  std::vector<Entry> entries;
+  if (auto r = collect(tree_dir, "", entries); !r) return fail(r.error());
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.rel < b.rel; });
+  std::string tmp = out_dir + "/.slug-XXXXXX";
+  ZstdFileSink sink;
+  auto r = sink.open(tmp);
+  if (!r) return fail(r.error());
+  TarWriter tar(sink);
+  for (size_t i = 0; r && i < entries.size(); ++i) r = tar.add(entries[i], tree_dir);
+  if (r) r = tar.finish();
+  if (r) r = sink.finish();
+  if (!r) return ::unlink(tmp.c_str()), fail(r.error());
+  Slug s;
+  s.digest = sink.digest();
+  s.path = out_dir + "/" + s.digest + ".tar.zst";
+  s.size = sink.size();
+  if (::rename(tmp.c_str(), s.path.c_str()) != 0)
+    return ::unlink(tmp.c_str()), fail("slug: cannot rename to " + s.path + ": " + errno_text());
+  return s;
+}
+
+Result<void> unpack_slug(const std::string& slug_path, const std::string& dest_dir) {
+  std::error_code ec;
+  fs::create_directories(dest_dir, ec);
+  if (ec) return fail("slug: cannot create " + dest_dir + ": " + ec.message());
+  ZstdFileSource src;
+  if (auto r = src.open(slug_path); !r) return r;
+  DirModes dirs;
+  for (TarEntry e;;) {
+    auto more = next_entry(src, e);
+    if (!more) return fail(more.error());
+    if (!*more) break;
+    if (auto r = extract(src, dest_dir, e, dirs); !r) return r;
+  }
+  // Directory modes last, deepest first, so read-only dirs don't block their children.
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+    if (::chmod(it->first.c_str(), it->second) != 0) return fail("slug: chmod " + it->first.string() + ": " + errno_text());
+  return {};
+}
+
+}  // namespace stele::pipeline
