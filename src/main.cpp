@@ -179,6 +179,7 @@ struct ServerRole {
     ao.require_token = !net::is_loopback_host(hp->first);
     ao.token = token;
     ao.leader = f.listen;
+    ao.artifacts_dir = (data_dir / "artifacts").string();
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     if (auto r = cluster->load(); !r) return r;
     http = std::make_unique<net::HttpServer>(io, api->router());

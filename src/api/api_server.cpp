@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api_impl.h"
+#include "api/routes_artifacts.h"
 
 namespace stele::api {
 
@@ -80,6 +81,10 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   add_event_routes(router_, s);
   add_native_routes(router_, s);
   add_marathon_routes(router_, s);
+  if (!s.opts.artifacts_dir.empty()) {
+    s.artifacts = std::make_unique<pipeline::ArtifactStore>(s.opts.artifacts_dir);
+    add_artifact_routes(router_, s, *s.artifacts);
+  }
 }
 
 ApiServer::~ApiServer() = default;

@@ -27,6 +27,7 @@ struct ApiOptions {
   std::string version = "0.1.0";
   std::string leader;         // "host:port" this server answers as
   std::chrono::milliseconds tick_interval{250};
+  std::string artifacts_dir;  // content-addressed artifact store; empty = no artifact routes
 };
 
 class ApiServer {

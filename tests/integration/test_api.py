@@ -158,6 +158,26 @@ class ApiTest(SteleTestCase):
         self.assertEqual(status, 401, doc)
         self.assertEqual(api.get("/api/v1/nodes")["nodes"], [])
 
+    def test_15_artifacts_are_stored_by_verified_digest(self):
+        """PUT /api/v1/artifacts/{sha256}: the server checks the digest; GET serves the bytes."""
+        import hashlib
+        self.server = self.h.server()
+        api = self.server.api
+        blob = os.urandom(100000)
+        digest = hashlib.sha256(blob).hexdigest()
+        wrong = hashlib.sha256(b"other").hexdigest()
+        status, doc = api.call("PUT", "/api/v1/artifacts/" + wrong, blob)
+        self.assertEqual(status, 422, doc)
+        self.assertIn(wrong, doc["message"])
+        self.assertIn(digest, doc["message"])
+        self.assertEqual(api.call("GET", "/api/v1/artifacts/" + wrong)[0], 404)
+        self.assertEqual(api.call("PUT", "/api/v1/artifacts/not-a-digest", blob)[0], 400)
+        self.assertEqual(api.call("PUT", "/api/v1/artifacts/" + digest, blob)[0], 201)
+        self.assertEqual(api.call("PUT", "/api/v1/artifacts/" + digest, blob)[0], 200)  # already there
+        import urllib.request
+        with urllib.request.urlopen(api.url + "/api/v1/artifacts/" + digest, timeout=5) as r:
+            self.assertEqual(r.read(), blob)
+
     def test_13_cli_shows_the_app(self):
         self.start_one_agent("31940-31959")
         self.api.call("POST", "/v2/apps", sample_app(APP, 2), expect=201)
