@@ -181,8 +181,12 @@ struct Agent::Impl {
   }
 
   void handle_command(const std::string& data) {
-    Json cmd = Json::parse(data, nullptr, false);
-    if (cmd.is_discarded()) return;
+    auto parsed = parse_json(data);
+    if (!parsed) {
+      spdlog::warn("ignoring malformed command from the server: {}", parsed.error().message);
+      return;
+    }
+    const Json& cmd = *parsed;
     std::string type = cmd.value("type", "");
     if (type == "launch") launch(cmd);
     else if (type == "kill") kill(cmd.value("taskId", ""), cmd.value("graceSeconds", 3.0));
@@ -215,8 +219,7 @@ struct Agent::Impl {
     for (auto& e : fs::directory_iterator(launch_dir(), ec)) {
       std::ifstream in(e.path());
       std::string text((std::istreambuf_iterator<char>(in)), {});
-      Json j = Json::parse(text, nullptr, false);
-      if (!j.is_discarded()) launches[e.path().stem().string()] = j;
+      if (auto j = parse_json(text)) launches[e.path().stem().string()] = *j;
     }
   }
 

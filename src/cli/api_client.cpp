@@ -78,7 +78,8 @@ ClientOptions resolve_options(const GlobalFlags& flags, const EnvLookup& env) {
 Error error_from_response(int status, std::string_view body) {
   Error e;
   e.code = status;
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto parsed = parse_json(body);
+  Json j = parsed ? std::move(*parsed) : Json();
   if (j.is_object() && j.contains("message") && j["message"].is_string()) {
     e.message = j["message"].get<std::string>();
     const Json& details = j.contains("details") ? j["details"] : Json();

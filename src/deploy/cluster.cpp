@@ -150,8 +150,7 @@ Result<void> Cluster::load() {
     auto docs = s_->store.list(c);
     if (!docs) return fail(docs.error());
     for (auto& [k, v] : *docs) {
-      Json j = Json::parse(v, nullptr, false);
-      if (!j.is_discarded()) fn(j);
+      if (auto j = parse_json(v)) fn(*j);
     }
     return {};
   };

@@ -11,6 +11,13 @@ TEST(ParseJson, ReportsWhereTheTextIsBroken) {
   EXPECT_NE(r.error().message.find("invalid JSON"), std::string::npos);
 }
 
+// nlohmann throws on number overflow even without exceptions enabled.
+TEST(ParseJson, NumberOverflowIsAnErrorNotACrash) {
+  auto r = parse_json(R"({"cpus": 11E2222222222222222222222222222222})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, 400);
+}
+
 TEST(ParseJson, RefusesAbsurdNestingButNotBracketsInStrings) {
   std::string deep(100, '[');
   deep += std::string(100, ']');

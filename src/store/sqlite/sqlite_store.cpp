@@ -98,8 +98,9 @@ class SqliteStore final : public Store {
     s.bind(2, static_cast<int64_t>(limit));
     std::vector<Json> out;
     while (s.step() == SQLITE_ROW) {
-      Json j = Json::parse(s.text(1), nullptr, false);
-      if (j.is_discarded()) continue;
+      auto parsed = parse_json(s.text(1));
+      if (!parsed) continue;
+      Json j = std::move(*parsed);
       j["id"] = s.i64(0);
       out.push_back(std::move(j));
     }
