@@ -189,8 +189,7 @@ Result<void> Cluster::load() {
   for (auto& [id, t] : s_->tasks) {
     const Release* rel = release(t.app_id, t.release);
     if (t.kill_sent)
-      s_->queue_command(t.agent_id, id, Json{{"type", "kill"}, {"taskId", id},
-                                             {"graceSeconds", rel ? rel->spec.task_kill_grace_period_seconds : 3.0}});
+      s_->queue_command(t.agent_id, id, State::kill_command(id, s_->kill_grace(t)));
     else if (t.state == TaskState::Staging && rel)
       s_->queue_command(t.agent_id, id, State::launch_command(t, *rel));
   }
@@ -311,7 +310,7 @@ Result<ChangeResult> Cluster::delete_app(const std::string& app_id, bool force, 
     s_->finish_deployment(*d, "canceled", "app deleted", tx);
   }
   for (auto& [id, t] : s_->tasks)
-    if (t.app_id == app_id && !t.kill_sent) s_->send_kill(t, app->current_release ? current_release(app_id)->spec.task_kill_grace_period_seconds : 3, tx);
+    if (t.app_id == app_id && !t.kill_sent) s_->send_kill(t, tx);
   for (auto& [n, r] : s_->releases[app_id]) tx.writes.push_back(State::del("releases", State::release_key(app_id, n)));
   tx.writes.push_back(State::del("apps", app_id));
   tx.events.push_back(s_->event("app_deleted", app_id, actor));
@@ -331,8 +330,7 @@ Result<ChangeResult> Cluster::kill_tasks(const std::vector<std::string>& ids, bo
   }
   for (const auto& id : ids) {
     Task& t = s_->tasks[id];
-    const Release* rel = release(t.app_id, t.release);
-    s_->send_kill(t, rel ? rel->spec.task_kill_grace_period_seconds : 3, tx);
+    s_->send_kill(t, tx);
     ++per_app[t.app_id];
   }
   ChangeResult out;

@@ -23,15 +23,22 @@ void Cluster::State::drop_commands(const std::string& agent_id, const std::strin
           q.end());
 }
 
-void Cluster::State::send_kill(Task& t, double grace_seconds, Tx& tx) {
+double Cluster::State::kill_grace(const Task& t) const {
+  const Release* rel = self.release(t.app_id, t.release);
+  return rel ? rel->spec.task_kill_grace_period_seconds : 3.0;
+}
+
+Json Cluster::State::kill_command(const std::string& task_id, double grace_seconds) {
+  return {{"type", "kill"}, {"taskId", task_id}, {"graceSeconds", grace_seconds}};
+}
+
+void Cluster::State::send_kill(Task& t, Tx& tx) {
   if (!t.alive()) return;
   t.kill_sent = true;
-  if (t.state != TaskState::Staging || !t.agent_id.empty()) {
-    if (t.state != TaskState::Staging) t.state = TaskState::Killing;
-  }
+  if (t.state != TaskState::Staging) t.state = TaskState::Killing;
   t.updated_ms = now();
   drop_commands(t.agent_id, t.id, "launch");
-  queue_command(t.agent_id, t.id, Json{{"type", "kill"}, {"taskId", t.id}, {"graceSeconds", grace_seconds}});
+  queue_command(t.agent_id, t.id, kill_command(t.id, kill_grace(t)));
   tx.writes.push_back(put("tasks", t.id, to_json(t)));
   tx.events.push_back(task_event(t));
 }
@@ -103,13 +110,11 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
       continue;
     }
     Task& t = it->second;
-    const Release* rel = release(t.app_id, t.release);
     bool kill_pending = false;
     for (auto& c : s_->outbox[n.id])
       if (c.task_id == t.id && c.body.value("type", "") == "kill") kill_pending = true;
-    if (t.kill_sent && !kill_pending)
-      s_->queue_command(n.id, t.id, Json{{"type", "kill"}, {"taskId", t.id},
-                                         {"graceSeconds", rel ? rel->spec.task_kill_grace_period_seconds : 3.0}});
+    if (t.kill_sent && !kill_pending) s_->queue_command(n.id, t.id, State::kill_command(t.id, s_->kill_grace(t)));
+    const Release* rel = release(t.app_id, t.release);
     if (rel && !s_->scheduler.has_task(t.id))
       s_->scheduler.add_task(t.id, t.app_id, n.id, {rel->spec.cpus, rel->spec.mem, rel->spec.disk}, t.ports);
   }
@@ -182,7 +187,7 @@ Result<void> Cluster::task_status(const std::string& agent_id, const Json& u) {
   auto it = s_->tasks.find(id);
   if (it == s_->tasks.end() || it->second.agent_id != agent_id) {
     // Not ours (or already retired): the agent must kill it if it runs.
-    if (!is_terminal(*st)) s_->queue_command(agent_id, id, Json{{"type", "kill"}, {"taskId", id}, {"graceSeconds", 0}});
+    if (!is_terminal(*st)) s_->queue_command(agent_id, id, State::kill_command(id, 0));
     return {};
   }
   Task& t = it->second;

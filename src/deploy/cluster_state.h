@@ -56,8 +56,11 @@ struct Cluster::State {
   Result<ChangeResult> start_deployment(App& app, const std::string& kind, int64_t to_release, int to_instances,
                                         int64_t to_generation, bool force, const std::string& actor, Tx& tx);
   void finish_deployment(Deployment& d, const std::string& status, const std::string& reason, Tx& tx);
-  // Queues a kill for a live task.
-  void send_kill(Task& t, double grace_seconds, Tx& tx);
+  // Queues a kill for a live task, with its release's kill grace period.
+  void send_kill(Task& t, Tx& tx);
+  // taskKillGracePeriodSeconds of the task's own release (3 s if it is gone).
+  double kill_grace(const Task& t) const;
+  static Json kill_command(const std::string& task_id, double grace_seconds);
   void queue_command(const std::string& agent_id, const std::string& task_id, Json body);
   void drop_commands(const std::string& agent_id, const std::string& task_id, const std::string& type);
   // A task reached a terminal state: history, scheduler, backoff.

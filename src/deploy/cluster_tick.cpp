@@ -92,9 +92,7 @@ void Cluster::State::reconcile_app(App& app, Tx& tx) {
   }
   UpgradePlan plan = plan_upgrade(in);
   for (const auto& id : plan.kill) {
-    Task& t = tasks[id];
-    const Release* trel = self.release(t.app_id, t.release);
-    send_kill(t, trel ? trel->spec.task_kill_grace_period_seconds : rel->spec.task_kill_grace_period_seconds, tx);
+    send_kill(tasks[id], tx);
   }
   if (now() >= app.next_launch_ms)
     for (int seq : plan.start_slots) launch_task(app, *rel, seq, tx);
@@ -147,7 +145,7 @@ void Cluster::tick() {
   for (auto& [id, app] : s_->apps) s_->reconcile_app(app, tx);
   // Kills of tasks whose app is gone.
   for (auto& [id, t] : s_->tasks)
-    if (!s_->apps.count(t.app_id) && !t.kill_sent) s_->send_kill(t, 3, tx);
+    if (!s_->apps.count(t.app_id) && !t.kill_sent) s_->send_kill(t, tx);
   (void)s_->commit(tx);
 }
 
