@@ -1,7 +1,7 @@
 // Private to src/api: shared state of the handlers and rendering helpers.
 #pragma once
 #include "api/api_server.h"
-#include "pipeline/artifact_store.h"
+#include "artifact/artifact_store.h"
 #include "common/names.h"
 #include "net/sse.h"
 
@@ -15,7 +15,7 @@ struct ApiServer::Impl {
   net::AsyncSignal events_signal;
   std::map<std::string, std::shared_ptr<net::AsyncSignal>> agent_signals;
   std::deque<Json> recent;   // newest events, for fast stream catch-up
-  std::unique_ptr<pipeline::ArtifactStore> artifacts;
+  std::unique_ptr<artifact::ArtifactStore> artifacts;
   bool tick_pending = false;
   bool stopped = false;
 

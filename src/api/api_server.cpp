@@ -82,7 +82,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   add_native_routes(router_, s);
   add_marathon_routes(router_, s);
   if (!s.opts.artifacts_dir.empty()) {
-    s.artifacts = std::make_unique<pipeline::ArtifactStore>(s.opts.artifacts_dir);
+    s.artifacts = std::make_unique<artifact::ArtifactStore>(s.opts.artifacts_dir);
     add_artifact_routes(router_, s, *s.artifacts);
   }
 }

@@ -13,9 +13,9 @@ using net::HttpResponse;
 
 namespace {
 
-HttpResponse put_artifact(pipeline::ArtifactStore& store, const HttpRequest& req) {
+HttpResponse put_artifact(artifact::ArtifactStore& store, const HttpRequest& req) {
   std::string digest = req.param("sha256");
-  if (auto ok = pipeline::ArtifactStore::validate_digest(digest); !ok) return HttpResponse::error(ok.error());
+  if (auto ok = artifact::ArtifactStore::validate_digest(digest); !ok) return HttpResponse::error(ok.error());
   bool existed = store.has(digest);
   auto w = store.begin(digest);
   if (!w) return HttpResponse::error(w.error(), 500);
@@ -26,9 +26,9 @@ HttpResponse put_artifact(pipeline::ArtifactStore& store, const HttpRequest& req
   return HttpResponse::json(existed ? 200 : 201, out);
 }
 
-HttpResponse get_artifact(pipeline::ArtifactStore& store, const HttpRequest& req) {
+HttpResponse get_artifact(artifact::ArtifactStore& store, const HttpRequest& req) {
   std::string digest = req.param("sha256");
-  if (auto ok = pipeline::ArtifactStore::validate_digest(digest); !ok) return HttpResponse::error(ok.error());
+  if (auto ok = artifact::ArtifactStore::validate_digest(digest); !ok) return HttpResponse::error(ok.error());
   std::ifstream in(store.path(digest), std::ios::binary);
   if (!in) return HttpResponse::json(404, {{"message", "artifact " + digest + " not found"}});
   std::ostringstream body;
@@ -40,7 +40,7 @@ HttpResponse get_artifact(pipeline::ArtifactStore& store, const HttpRequest& req
 
 }  // namespace
 
-void add_artifact_routes(net::Router& r, ApiServer::Impl& s, pipeline::ArtifactStore& store) {
+void add_artifact_routes(net::Router& r, ApiServer::Impl& s, artifact::ArtifactStore& store) {
   r.add("PUT", "/api/v1/artifacts/{sha256}",
         sync_handler(s, [&store](const HttpRequest& req) { return put_artifact(store, req); }));
   r.add("GET", "/api/v1/artifacts/{sha256}",

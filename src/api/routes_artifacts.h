@@ -1,9 +1,9 @@
 // Artifact routes: PUT/GET /api/v1/artifacts/{sha256} over a
-// pipeline::ArtifactStore. Registered by ApiServer; the store must outlive
+// artifact::ArtifactStore. Registered by ApiServer; the store must outlive
 // the router.
 #pragma once
 #include "api/api_impl.h"
-#include "pipeline/artifact_store.h"
+#include "artifact/artifact_store.h"
 
 namespace stele::api {
 
@@ -13,6 +13,6 @@ namespace stele::api {
 //      answers the same headers (Content-Length included) without the body.
 // Bodies are whole in memory both ways (the HTTP layer buffers up to its
 // body limit); artifacts larger than that limit are refused by the server.
-void add_artifact_routes(net::Router& r, ApiServer::Impl& s, pipeline::ArtifactStore& store);
+void add_artifact_routes(net::Router& r, ApiServer::Impl& s, artifact::ArtifactStore& store);
 
 }  // namespace stele::api

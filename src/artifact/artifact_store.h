@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "common/result.h"
-#include "pipeline/sha256.h"
+#include "artifact/sha256.h"
 
-namespace stele::pipeline {
+namespace stele::artifact {
 
 // A streaming put: write() chunks, then commit(). Destroying an uncommitted
 // writer discards its temp file.
@@ -71,4 +71,4 @@ class ArtifactStore {
   std::string dir_;
 };
 
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

@@ -1,4 +1,4 @@
-#include "pipeline/artifact_store.h"
+#include "artifact/artifact_store.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
-namespace stele::pipeline {
+namespace stele::artifact {
 namespace fs = std::filesystem;
 
 namespace {
@@ -146,4 +146,4 @@ std::vector<std::string> ArtifactStore::list() const {
   return out;
 }
 
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

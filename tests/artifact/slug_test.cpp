@@ -1,6 +1,6 @@
 // Slugs: determinism of make_slug, make→unpack round trips, and unpack_slug
 // refusing hand-crafted malicious archives.
-#include "pipeline/slug.h"
+#include "artifact/slug.h"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace stele::pipeline {
+namespace stele::artifact {
 namespace {
 
 namespace fs = std::filesystem;
@@ -254,4 +254,4 @@ TEST_F(MaliciousSlugTest, TruncatedArchiveFails) {
 }
 
 }  // namespace
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

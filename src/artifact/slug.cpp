@@ -1,4 +1,4 @@
-#include "pipeline/slug.h"
+#include "artifact/slug.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <vector>
 
-#include "pipeline/sha256.h"
+#include "artifact/sha256.h"
 
-namespace stele::pipeline {
+namespace stele::artifact {
 namespace fs = std::filesystem;
 
 namespace {
@@ -495,4 +495,4 @@ Result<void> unpack_slug(const std::string& slug_path, const std::string& dest_d
   return {};
 }
 
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

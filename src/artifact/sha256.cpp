@@ -1,4 +1,4 @@
-#include "pipeline/sha256.h"
+#include "artifact/sha256.h"
 
 #include <openssl/evp.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace stele::pipeline {
+namespace stele::artifact {
 
 struct Sha256::Ctx {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
@@ -61,4 +61,4 @@ bool is_sha256_hex(std::string_view s) {
   return true;
 }
 
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

@@ -8,7 +8,7 @@
 
 #include "common/result.h"
 
-namespace stele::pipeline {
+namespace stele::artifact {
 
 class Sha256 {
  public:
@@ -33,4 +33,4 @@ Result<std::string> sha256_file(const std::string& path);
 // True for 64 lowercase hex characters.
 bool is_sha256_hex(std::string_view s);
 
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

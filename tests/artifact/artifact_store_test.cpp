@@ -1,5 +1,5 @@
 // ArtifactStore: verified, atomic, idempotent puts by digest.
-#include "pipeline/artifact_store.h"
+#include "artifact/artifact_store.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,9 +8,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "pipeline/sha256.h"
+#include "artifact/sha256.h"
 
-namespace stele::pipeline {
+namespace stele::artifact {
 namespace {
 
 namespace fs = std::filesystem;
@@ -128,4 +128,4 @@ TEST_F(ArtifactStoreTest, RemoveDeletesAndUnknownIs404) {
 }
 
 }  // namespace
-}  // namespace stele::pipeline
+}  // namespace stele::artifact

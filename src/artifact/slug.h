@@ -17,7 +17,7 @@
 
 #include "common/result.h"
 
-namespace stele::pipeline {
+namespace stele::artifact {
 
 struct Slug {
   std::string digest;  // sha256 of the .tar.zst, 64 lowercase hex
@@ -39,4 +39,4 @@ Result<Slug> make_slug(const std::string& tree_dir, const std::string& out_dir);
 // failure dest_dir may hold a partial tree; the caller discards it.
 Result<void> unpack_slug(const std::string& slug_path, const std::string& dest_dir);
 
-}  // namespace stele::pipeline
+}  // namespace stele::artifact
