@@ -4,6 +4,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <pwd.h>
+#include <spawn.h>
+extern char** environ;
+#include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
@@ -19,7 +23,9 @@
 #include "agent/task_runner.h"
 #include "api/api_server.h"
 #include "cli/cli.h"
+#include "cli/hook.h"
 #include "common/log.h"
+#include "common/names.h"
 #include "common/spec.h"
 #include "deploy/cluster.h"
 #include "net/http_server.h"
@@ -48,6 +54,12 @@ struct Flags {
   double recovery_timeout = 900;
   double deploy_timeout = 600;
   std::vector<std::string> apps;  // up: specs to deploy once
+  std::vector<std::string> repos; // up: source dirs pushed through the pipeline once
+  std::string webhook_secret;
+  double build_mem = 1024;
+  double build_cpus = 1;
+  int64_t build_timeout = 900;
+  int retain_releases = 10;
   bool verbose = false;
 };
 
@@ -180,6 +192,19 @@ struct ServerRole {
     ao.token = token;
     ao.leader = f.listen;
     ao.artifacts_dir = (data_dir / "artifacts").string();
+    ao.git_dir = (data_dir / "git").string();
+    ao.pipeline_dir = (data_dir / "pipeline").string();
+    ao.webhook_secret = f.webhook_secret;
+    ao.server_url = "http://" + (net::is_loopback_host(hp->first) || hp->first == "0.0.0.0" || hp->first == "::" ||
+                                         hp->first == "[::]"
+                                     ? std::string("127.0.0.1")
+                                     : hp->first) +
+                    ":" + std::to_string(hp->second);
+    ao.stele_binary = self_exe();
+    ao.pipeline.build_mem = f.build_mem;
+    ao.pipeline.build_cpus = f.build_cpus;
+    ao.pipeline.build_timeout_s = f.build_timeout;
+    ao.pipeline.retain_releases = f.retain_releases;
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     if (auto r = cluster->load(); !r) return r;
     http = std::make_unique<net::HttpServer>(io, api->router());
@@ -220,8 +245,12 @@ void status_line(asio::io_context& io, ServerRole& s, std::shared_ptr<asio::stea
   t->expires_after(std::chrono::seconds(1));
   t->async_wait([&io, &s, t, last](boost::system::error_code ec) {
     if (ec) return;
-    int running = 0, healthy = 0, wanted = 0, agents = 0;
+    int running = 0, healthy = 0, wanted = 0, agents = 0, steps = 0;
     for (auto* tk : s.cluster->tasks()) {
+      if (!tk->kind.empty()) {  // pipeline tasks are not app instances
+        ++steps;
+        continue;
+      }
       running += tk->state == deploy::TaskState::Running;
       healthy += tk->healthy();
     }
@@ -229,6 +258,7 @@ void status_line(asio::io_context& io, ServerRole& s, std::shared_ptr<asio::stea
     for (auto* n : s.cluster->nodes()) agents += n->state == "active";
     std::string line = fmt::format("status: {} apps, {}/{} instances running ({} healthy), {} agents, {} deployments",
                                    s.cluster->apps().size(), running, wanted, healthy, agents, s.cluster->deployments().size());
+    if (steps) line += fmt::format(", {} pipeline task(s)", steps);
     if (line != *last) {
       fmt::print("{}\n", line);
       fflush(stdout);
@@ -280,6 +310,52 @@ int run_agent(const Flags& f) {
   return 0;
 }
 
+// `stele up --push DIR`: the directory is committed into a scratch repository
+// and pushed to its app with stock git, so the sample app goes through the
+// whole pipeline and the push's progress shows on this console. An app that
+// already has a release keeps it (push again with git to update it).
+void push_initial_repos(ServerRole& s, const std::vector<std::string>& dirs, const std::string& api_url) {
+  std::vector<std::pair<std::string, std::string>> pushes;  // dir, remote url
+  for (const auto& d : dirs) {
+    fs::path dir = fs::absolute(d);
+    auto j = parse_json(read_file(dir / "stele.json"));
+    std::string id = canonical_app_id(j && j->is_object() && j->contains("id") && (*j)["id"].is_string()
+                                          ? (*j)["id"].get<std::string>()
+                                          : dir.filename().string());
+    if (!s.cluster->app(id)) {
+      if (auto r = s.cluster->create_empty_app(id, "stele up --push"); !r) {
+        spdlog::error("{}: {}", d, r.error().message);
+        continue;
+      }
+    } else if (!s.cluster->releases(id).empty()) {
+      fmt::print("{} already has releases: not pushing {} again (git push to {}/git/{}.git)\n", id, d, api_url, app_name(id));
+      continue;
+    }
+    pushes.emplace_back(dir.string(), api_url + "/git/" + app_name(id) + ".git");
+  }
+  if (pushes.empty()) return;
+  std::thread([pushes] {
+    for (const auto& [dir, url] : pushes) {
+      fmt::print("pushing {} to {}\n", dir, url);
+      fflush(stdout);
+      std::string script =
+          "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; cp -a \"$0\"/. \"$t\"; cd \"$t\"; rm -rf .git; "
+          "git init -q -b main; git add -A; "
+          "git -c user.name='stele up' -c user.email=stele@localhost commit -qm \"stele up --push $0\"; "
+          "git push -q \"$1\" main";
+      const char* argv[] = {"sh", "-c", script.c_str(), dir.c_str(), url.c_str(), nullptr};
+      pid_t pid = -1;
+      if (posix_spawnp(&pid, "sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+        spdlog::error("cannot start git to push {}", dir);
+        continue;
+      }
+      int status = 0;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) spdlog::error("pushing {} failed (see above)", dir);
+    }
+  }).detach();
+}
+
 int run_up(Flags f) {
   init_logging("up", f.verbose);
   fs::path dir = fs::absolute(f.data_dir.empty() ? "stele-data" : f.data_dir);
@@ -308,6 +384,7 @@ int run_up(Flags f) {
              api_url, dir.string(), dir.string(), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
   fflush(stdout);
   deploy_initial_apps(s, f.apps);
+  push_initial_repos(s, f.repos, api_url);
   auto timer = std::make_shared<asio::steady_timer>(io);
   status_line(io, s, timer, std::make_shared<std::string>());
   on_stop_signal(io, [&] {
@@ -354,6 +431,16 @@ void add_server_flags(CLI::App* c, Flags& f) {
   c->add_option("--listen", f.listen, "API listener host:port")->envname("STELE_LISTEN")->capture_default_str();
   c->add_option("--deploy-timeout", f.deploy_timeout, "seconds for new instances to become healthy before a deployment fails")
       ->envname("STELE_DEPLOY_TIMEOUT")->capture_default_str();
+  c->add_option("--webhook-secret", f.webhook_secret, "secret for X-Hub-Signature-256 on POST /api/v1/hooks/git")
+      ->envname("STELE_WEBHOOK_SECRET");
+  c->add_option("--build-mem", f.build_mem, "default memory limit of a build or test step, MB")
+      ->envname("STELE_BUILD_MEM")->capture_default_str();
+  c->add_option("--build-cpus", f.build_cpus, "default cpus of a build or test step")
+      ->envname("STELE_BUILD_CPUS")->capture_default_str();
+  c->add_option("--build-timeout", f.build_timeout, "default time limit of a build, seconds")
+      ->envname("STELE_BUILD_TIMEOUT")->capture_default_str();
+  c->add_option("--retain-releases", f.retain_releases, "ready releases per app whose slugs are kept")
+      ->envname("STELE_RETAIN_RELEASES")->capture_default_str();
 }
 
 void add_agent_flags(CLI::App* c, Flags& f) {
@@ -373,6 +460,7 @@ void add_agent_flags(CLI::App* c, Flags& f) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "executor") return executor_main(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "hook") return cli::hook_main(argc, argv);  // git runs it
   signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Stele: git push to running, immutable releases — one binary for the whole platform.\n"
                "Roles: server, agent, up, down (and executor, started by agents). Every other verb is a client of the API."};
@@ -389,6 +477,7 @@ int main(int argc, char** argv) {
   add_common_flags(up, f);
   add_server_flags(up, f);
   add_agent_flags(up, f);
+  up->add_option("--push", f.repos, "source directory with a stele.json to push through the pipeline once the platform is up (as `git push` would); repeatable")->check(CLI::ExistingDirectory);
   up->add_option("--app", f.apps, "app spec (Marathon JSON) to deploy once the platform is up; repeatable")->check(CLI::ExistingFile);
   auto* down = app.add_subcommand("down", "stop the platform started by `stele up` and every app instance, from the data dir");
   down->add_option("--data-dir", f.data_dir, "data directory of `stele up`")->envname("STELE_DATA_DIR");

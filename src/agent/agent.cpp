@@ -12,10 +12,7 @@
 #include <set>
 #include <spdlog/spdlog.h>
 
-#include "agent/health.h"
-#include "agent/task_runner.h"
-#include "common/clock.h"
-#include "common/spec.h"
+#include "agent/agent_impl.h"
 #include "net/http_client.h"
 #include "net/signal.h"
 #include "net/sse.h"
@@ -52,316 +49,272 @@ sched::Resources detect_resources(const std::string& data_dir) {
   return r;
 }
 
-struct Agent::Impl {
-  asio::io_context& io;
-  AgentOptions opts;
-  TaskRunner runner;
-  net::AsyncSignal updates_signal;
-  std::deque<Json> pending_updates;             // not yet acknowledged by the server
-  std::map<std::string, Json> launches;         // task id -> launch command (persisted)
-  std::map<std::string, std::unique_ptr<TaskHealth>> health;
-  std::map<std::string, std::string> kill_reasons;  // task id -> why the agent killed it
-  std::map<std::string, TaskStatus> last_status;
-  SystemClock clock;
-  int64_t last_contact_ms = 0;
-  bool registered = false;
-  bool fenced = false;
-  bool stopped = false;
-  int session = 0;  // bumps on every registration; loops of older sessions end
+Agent::Impl::Impl(asio::io_context& i, AgentOptions o)
+    : io(i), opts(std::move(o)),
+      runner(i, RunnerConfig{opts.data_dir, opts.stele_binary, opts.task_user, "stele/" + opts.id,
+                             opts.recovery_timeout_seconds, 3600},
+             [this](const TaskStatus& st) { on_status(st); }),
+      updates_signal(i.get_executor()),
+      slugs(i.get_executor(), workers, SlugCacheOptions{opts.data_dir + "/slugs", opts.server_url, headers(), 20}) {}
 
-  Impl(asio::io_context& i, AgentOptions o)
-      : io(i), opts(std::move(o)),
-        runner(i, RunnerConfig{opts.data_dir, opts.stele_binary, opts.task_user, "stele/" + opts.id,
-                               opts.recovery_timeout_seconds, 3600},
-               [this](const TaskStatus& st) { on_status(st); }),
-        updates_signal(i.get_executor()) {}
+net::Headers Agent::Impl::headers() const {
+  net::Headers h;
+  if (!opts.token.empty()) h.emplace_back("Authorization", "Bearer " + opts.token);
+  return h;
+}
 
-  std::string url(const std::string& path) const { return opts.server_url + path; }
-  net::Headers headers() const {
-    net::Headers h;
-    if (!opts.token.empty()) h.emplace_back("Authorization", "Bearer " + opts.token);
-    return h;
+// ---- statuses and health
+Json Agent::Impl::status_json(const TaskStatus& st) const {
+  Json j = {{"taskId", st.task_id}, {"state", st.state}, {"pid", st.pid}, {"reason", st.reason},
+            {"message", st.message}, {"startedMs", st.started_ms}};
+  if (st.exit_code) j["exitCode"] = *st.exit_code;
+  auto h = health.find(st.task_id);
+  if (h != health.end() && h->second) {
+    Json arr = Json::array();
+    for (auto& r : h->second->results())
+      arr.push_back({{"index", r.index}, {"alive", r.alive}, {"consecutiveFailures", r.consecutive_failures},
+                     {"firstSuccess", r.first_success}, {"lastSuccess", r.last_success},
+                     {"lastFailure", r.last_failure}, {"lastFailureCause", r.last_failure_cause}});
+    j["health"] = arr;
   }
-  fs::path launch_dir() const { return fs::path(opts.data_dir) / "launches"; }
+  return j;
+}
 
-  // ---- statuses and health
-  Json status_json(const TaskStatus& st) const {
-    Json j = {{"taskId", st.task_id}, {"state", st.state}, {"pid", st.pid}, {"reason", st.reason},
-              {"message", st.message}, {"startedMs", st.started_ms}};
-    if (st.exit_code) j["exitCode"] = *st.exit_code;
-    auto h = health.find(st.task_id);
-    if (h != health.end() && h->second) {
-      Json arr = Json::array();
-      for (auto& r : h->second->results())
-        arr.push_back({{"index", r.index}, {"alive", r.alive}, {"consecutiveFailures", r.consecutive_failures},
-                       {"firstSuccess", r.first_success}, {"lastSuccess", r.last_success},
-                       {"lastFailure", r.last_failure}, {"lastFailureCause", r.last_failure_cause}});
-      j["health"] = arr;
-    }
-    return j;
+void Agent::Impl::enqueue(Json update) {
+  pending_updates.push_back(std::move(update));
+  updates_signal.notify();
+}
+
+void Agent::Impl::on_status(TaskStatus st) {
+  auto kr = kill_reasons.find(st.task_id);
+  if (is_terminal_state(st.state) && kr != kill_reasons.end()) {
+    st.reason = kr->second;
+    if (st.state == "killed") st.state = "failed";  // a health kill is a failure, not a requested kill
   }
+  last_status[st.task_id] = st;
+  if (on_step_status(st)) return;
+  if (st.state == "running" && !health.count(st.task_id)) start_health(st);
+  if (is_terminal_state(st.state)) health.erase(st.task_id);
+  enqueue(status_json(st));
+}
 
-  void enqueue(Json update) {
-    pending_updates.push_back(std::move(update));
-    updates_signal.notify();
-  }
-
-  void on_status(TaskStatus st) {
-    auto kr = kill_reasons.find(st.task_id);
-    if (is_terminal_state(st.state) && kr != kill_reasons.end()) {
-      st.reason = kr->second;
-      if (st.state == "killed") st.state = "failed";  // a health kill is a failure, not a requested kill
-    }
-    last_status[st.task_id] = st;
-    if (st.state == "running" && !health.count(st.task_id)) start_health(st);
-    if (is_terminal_state(st.state)) health.erase(st.task_id);
-    enqueue(status_json(st));
-  }
-
-  void start_health(const TaskStatus& st) {
-    auto it = launches.find(st.task_id);
-    if (it == launches.end()) return;
-    auto spec = parse_app_spec(it->second.value("spec", Json::object()));
-    if (!spec || spec->health_checks.empty()) return;
-    const Json& task = it->second["task"];
-    HealthTarget target;
-    target.task_id = st.task_id;
-    target.host = opts.advertise_addr.empty() ? "127.0.0.1" : opts.advertise_addr;
-    target.ports = task.value("ports", std::vector<int>{});
-    target.env = spec->env;
-    target.sandbox = runner.sandbox_dir(st.task_id);
-    target.user = spec->user.value_or(opts.task_user);
-    target.started_ms = st.started_ms ? st.started_ms : clock.now_ms();
-    std::string id = st.task_id;
-    auto h = std::make_unique<TaskHealth>(
-        io.get_executor(), target, spec->health_checks,
-        [this, id](const std::vector<HealthCheckResult>&) {
-          auto s = last_status.find(id);
-          if (s != last_status.end() && !is_terminal_state(s->second.state)) enqueue(status_json(s->second));
-        },
-        [this, id, grace = spec->task_kill_grace_period_seconds](const std::string& cause) {
-          spdlog::warn("task {} failed its health check ({}): killing it", id, cause);
-          kill_reasons[id] = "health check failed: " + cause;
-          runner.kill(id, grace);
-        });
-    h->start();
-    health[id] = std::move(h);
-  }
-
-  // ---- commands
-  void launch(const Json& cmd) {
-    const Json& task = cmd.value("task", Json::object());
-    std::string id = task.value("id", "");
-    if (id.empty() || launches.count(id)) return;  // re-sent command for a task we have
-    auto spec = parse_app_spec(cmd.value("spec", Json::object()));
-    if (!spec) {
-      enqueue({{"taskId", id}, {"state", "failed"}, {"reason", "invalid app spec: " + spec.error().message}});
-      return;
-    }
-    launches[id] = cmd;
-    fs::create_directories(launch_dir());
-    std::ofstream(launch_dir() / (id + ".json")) << cmd.dump();
-    LaunchSpec ls;
-    ls.task_id = id;
-    ls.app_id = spec->id;
-    ls.release = task.value("release", int64_t(0));
-    ls.seq = task.value("seq", 0);
-    ls.cmd = spec->cmd;
-    ls.args = spec->args;
-    ls.env = spec->env;
-    ls.cpus = spec->cpus;
-    ls.mem = spec->mem;
-    ls.disk = spec->disk;
-    ls.ports = task.value("ports", std::vector<int>{});
-    ls.host = task.value("host", opts.advertise_addr);
-    ls.user = spec->user.value_or(opts.task_user);
-    ls.kill_grace_seconds = spec->task_kill_grace_period_seconds;
-    ls.recovery_timeout_seconds = opts.recovery_timeout_seconds;
-    runner.launch(std::move(ls));
-  }
-
-  void handle_command(const std::string& data) {
-    auto parsed = parse_json(data);
-    if (!parsed) {
-      spdlog::warn("ignoring malformed command from the server: {}", parsed.error().message);
-      return;
-    }
-    const Json& cmd = *parsed;
-    std::string type = cmd.value("type", "");
-    if (type == "launch") launch(cmd);
-    else if (type == "kill") kill(cmd.value("taskId", ""), cmd.value("graceSeconds", 3.0));
-  }
-
-  void kill(const std::string& id, double grace) {
-    bool known = false;
-    for (auto& st : runner.snapshot())
-      if (st.task_id == id) known = true;
-    if (!known) {
-      // Nothing runs under that id: tell the server so its kill completes.
-      enqueue({{"taskId", id}, {"state", "killed"}, {"reason", "not running on this agent"}});
-      return;
-    }
-    health.erase(id);
-    runner.kill(id, grace);
-  }
-
-  void forget(const std::string& id) {
-    runner.ack(id);
-    launches.erase(id);
-    kill_reasons.erase(id);
-    last_status.erase(id);
-    std::error_code ec;
-    fs::remove(launch_dir() / (id + ".json"), ec);
-  }
-
-  void load_launches() {
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(launch_dir(), ec)) {
-      std::ifstream in(e.path());
-      std::string text((std::istreambuf_iterator<char>(in)), {});
-      if (auto j = parse_json(text)) launches[e.path().stem().string()] = *j;
-    }
-  }
-
-  // ---- server conversation
-  Json registration() const {
-    Json tasks = Json::array();
-    for (auto& st : runner.snapshot()) tasks.push_back(status_json(st));
-    Json attrs = opts.attributes;
-    return {{"id", opts.id}, {"hostname", opts.hostname}, {"address", opts.advertise_addr},
-            {"resources", {{"cpus", opts.resources.cpus}, {"mem", opts.resources.mem}, {"disk", opts.resources.disk}}},
-            {"ports", Json::array({Json::array({opts.ports.begin, opts.ports.end})})},
-            {"attributes", attrs}, {"subscriptions", opts.subscriptions}, {"tasks", tasks}};
-  }
-
-  net::awaitable<bool> register_once() {
-    auto r = co_await net::http_request("POST", url("/api/v1/agent/register"), registration().dump(), headers(), 10s);
-    if (!r) {
-      spdlog::warn("cannot register with {}: {}", opts.server_url, r.error().message);
-      co_return false;
-    }
-    if (r->status != 200) {
-      spdlog::error("server refused registration ({}): {}", r->status, r->body);
-      co_return false;
-    }
-    last_contact_ms = clock.now_ms();
-    auto j = r->json();
-    if (j)
-      for (auto& id : j->value("kill", Json::array())) {
-        spdlog::warn("server does not know task {}: killing it", id.get<std::string>());
-        runner.kill(id.get<std::string>(), 0);
-      }
-    co_return true;
-  }
-
-  net::awaitable<void> main_loop() {
-    auto backoff = 200ms;
-    while (!stopped) {
-      if (!registered) {
-        if (co_await register_once()) {
-          registered = true;
-          ++session;
-          fenced = false;
-          backoff = 200ms;
-          spdlog::info("agent {} registered with {}", opts.id, opts.server_url);
-          asio::co_spawn(io, command_loop(session), asio::detached);
-          asio::co_spawn(io, heartbeat_loop(session), asio::detached);
-          updates_signal.notify();
-        } else {
-          co_await net::sleep_for(backoff);
-          backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-        }
-      }
-      check_fencing();
-      co_await net::sleep_for(registered ? 1000ms : 0ms);
-    }
-  }
-
-  void check_fencing() {
-    if (fenced || stopped || last_contact_ms == 0) return;
-    if (clock.now_ms() - last_contact_ms < static_cast<int64_t>(opts.agent_timeout_seconds * 1000)) return;
-    fenced = true;
-    spdlog::error("no server reached for {} s: killing every task (the server has replaced them)", opts.agent_timeout_seconds);
-    for (auto& st : runner.snapshot())
-      if (!is_terminal_state(st.state)) {
-        kill_reasons[st.task_id] = "agent fenced: no server reached for agent timeout";
-        runner.kill(st.task_id, 0);
-      }
-  }
-
-  // Bodies are built outside co_await expressions (g++ 12 miscompiles
-  // braced initializer lists there).
-  std::string heartbeat_body() const { return Json{{"id", opts.id}}.dump(); }
-  std::string status_body(Json batch) const { return Json{{"id", opts.id}, {"updates", std::move(batch)}}.dump(); }
-
-  net::awaitable<void> heartbeat_loop(int my_session) {
-    while (!stopped && session == my_session) {
-      std::string body = heartbeat_body();
-      auto r = co_await net::http_request("POST", url("/api/v1/agent/heartbeat"), std::move(body), headers(), 5s);
-      if (r && r->status == 200) last_contact_ms = clock.now_ms();
-      if (r && r->status == 404 && session == my_session) {
-        spdlog::warn("server forgot this agent: registering again");
-        registered = false;
-        co_return;
-      }
-      co_await net::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::max(0.2, opts.agent_timeout_seconds / 6) * 1000)));
-    }
-  }
-
-  net::awaitable<void> command_loop(int my_session) {
-    while (!stopped && session == my_session) {
-      net::SseParser parser([this](const net::SseEvent& e) {
-        last_contact_ms = clock.now_ms();
-        if (e.event == "command") handle_command(e.data);
+void Agent::Impl::start_health(const TaskStatus& st) {
+  auto it = launches.find(st.task_id);
+  if (it == launches.end()) return;
+  auto spec = parse_app_spec(it->second.value("spec", Json::object()));
+  if (!spec || spec->health_checks.empty()) return;
+  const Json& task = it->second["task"];
+  HealthTarget target;
+  target.task_id = st.task_id;
+  target.host = opts.advertise_addr.empty() ? "127.0.0.1" : opts.advertise_addr;
+  target.ports = task.value("ports", std::vector<int>{});
+  target.env = spec->env;
+  target.sandbox = runner.sandbox_dir(st.task_id);
+  target.user = spec->user.value_or(opts.task_user);
+  target.started_ms = st.started_ms ? st.started_ms : clock.now_ms();
+  std::string id = st.task_id;
+  auto h = std::make_unique<TaskHealth>(
+      io.get_executor(), target, spec->health_checks,
+      [this, id](const std::vector<HealthCheckResult>&) {
+        auto s = last_status.find(id);
+        if (s != last_status.end() && !is_terminal_state(s->second.state)) enqueue(status_json(s->second));
+      },
+      [this, id, grace = spec->task_kill_grace_period_seconds](const std::string& cause) {
+        spdlog::warn("task {} failed its health check ({}): killing it", id, cause);
+        kill_reasons[id] = "health check failed: " + cause;
+        runner.kill(id, grace);
       });
-      auto r = co_await net::http_stream("GET", url("/api/v1/agent/commands?id=" + net::percent_encode(opts.id)), "", headers(),
-                                         [&](std::string_view chunk) {
-                                           if (stopped || session != my_session) return false;
-                                           last_contact_ms = clock.now_ms();
-                                           parser.feed(chunk);
-                                           return true;
-                                         },
-                                         30s);
-      if (r && *r == 404 && session == my_session) {
-        registered = false;
-        co_return;
-      }
-      if (!stopped) co_await net::sleep_for(500ms);
-    }
-  }
+  h->start();
+  health[id] = std::move(h);
+}
 
-  net::awaitable<void> status_loop() {
-    while (!stopped) {
-      if (pending_updates.empty() || !registered) {
-        co_await updates_signal.wait(1s);
-        continue;
-      }
-      size_t n = std::min<size_t>(pending_updates.size(), 100);
-      Json batch = Json::array();
-      for (size_t i = 0; i < n; ++i) batch.push_back(pending_updates[i]);
-      std::string body = status_body(std::move(batch));
-      auto r = co_await net::http_request("POST", url("/api/v1/agent/status"), std::move(body), headers(), 10s);
-      if (r && r->status == 200) {
-        last_contact_ms = clock.now_ms();
-        for (size_t i = 0; i < n; ++i) {
-          const Json& u = pending_updates.front();
-          if (is_terminal_state(u.value("state", ""))) forget(u.value("taskId", ""));
-          pending_updates.pop_front();
-        }
-        continue;
-      }
-      if (r && r->status == 404) registered = false;
-      co_await net::sleep_for(500ms);
-    }
+// ---- commands
+void Agent::Impl::handle_command(const std::string& data) {
+  auto parsed = parse_json(data);
+  if (!parsed) {
+    spdlog::warn("ignoring malformed command from the server: {}", parsed.error().message);
+    return;
   }
+  const Json& cmd = *parsed;
+  std::string type = cmd.value("type", "");
+  if (type == "launch") launch(cmd);
+  else if (type == "kill") kill(cmd.value("taskId", ""), cmd.value("graceSeconds", 3.0));
+}
 
-  net::awaitable<void> gc_loop() {
-    while (!stopped) {
-      co_await net::sleep_for(60s);
-      runner.gc_sandboxes();
-    }
+void Agent::Impl::kill(const std::string& id, double grace) {
+  bool known = false;
+  for (auto& st : runner.snapshot())
+    if (st.task_id == id) known = true;
+  if (known && preparing.count(id)) {
+    cancelled.insert(id);  // its launch ends it (TaskRunner holds the kill)
+    return;
   }
-};
+  if (!known) {
+    // Nothing runs under that id: tell the server so its kill completes.
+    enqueue({{"taskId", id}, {"state", "killed"}, {"reason", "not running on this agent"}});
+    return;
+  }
+  health.erase(id);
+  runner.kill(id, grace);
+}
+
+void Agent::Impl::forget(const std::string& id) {
+  runner.ack(id);
+  launches.erase(id);
+  kill_reasons.erase(id);
+  last_status.erase(id);
+  forget_launch(id);
+  std::error_code ec;
+  fs::remove(launch_dir() / (id + ".json"), ec);
+}
+
+void Agent::Impl::load_launches() {
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(launch_dir(), ec)) {
+    std::ifstream in(e.path());
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (auto j = parse_json(text)) launches[e.path().stem().string()] = *j;
+  }
+}
+
+// ---- server conversation
+Json Agent::Impl::registration() const {
+  Json tasks = Json::array();
+  for (auto& st : runner.snapshot()) tasks.push_back(status_json(visible_status(st)));
+  Json attrs = opts.attributes;
+  return {{"id", opts.id}, {"hostname", opts.hostname}, {"address", opts.advertise_addr},
+          {"resources", {{"cpus", opts.resources.cpus}, {"mem", opts.resources.mem}, {"disk", opts.resources.disk}}},
+          {"ports", Json::array({Json::array({opts.ports.begin, opts.ports.end})})},
+          {"attributes", attrs}, {"subscriptions", opts.subscriptions}, {"tasks", tasks}};
+}
+
+net::awaitable<bool> Agent::Impl::register_once() {
+  auto r = co_await net::http_request("POST", url("/api/v1/agent/register"), registration().dump(), headers(), 10s);
+  if (!r) {
+    spdlog::warn("cannot register with {}: {}", opts.server_url, r.error().message);
+    co_return false;
+  }
+  if (r->status != 200) {
+    spdlog::error("server refused registration ({}): {}", r->status, r->body);
+    co_return false;
+  }
+  last_contact_ms = clock.now_ms();
+  auto j = r->json();
+  if (j)
+    for (auto& id : j->value("kill", Json::array())) {
+      spdlog::warn("server does not know task {}: killing it", id.get<std::string>());
+      runner.kill(id.get<std::string>(), 0);
+    }
+  co_return true;
+}
+
+net::awaitable<void> Agent::Impl::main_loop() {
+  auto backoff = 200ms;
+  while (!stopped) {
+    if (!registered) {
+      if (co_await register_once()) {
+        registered = true;
+        ++session;
+        fenced = false;
+        backoff = 200ms;
+        spdlog::info("agent {} registered with {}", opts.id, opts.server_url);
+        asio::co_spawn(io, command_loop(session), asio::detached);
+        asio::co_spawn(io, heartbeat_loop(session), asio::detached);
+        updates_signal.notify();
+      } else {
+        co_await net::sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      }
+    }
+    check_fencing();
+    co_await net::sleep_for(registered ? 1000ms : 0ms);
+  }
+}
+
+void Agent::Impl::check_fencing() {
+  if (fenced || stopped || last_contact_ms == 0) return;
+  if (clock.now_ms() - last_contact_ms < static_cast<int64_t>(opts.agent_timeout_seconds * 1000)) return;
+  fenced = true;
+  spdlog::error("no server reached for {} s: killing every task (the server has replaced them)", opts.agent_timeout_seconds);
+  for (auto& st : runner.snapshot())
+    if (!is_terminal_state(st.state)) {
+      kill_reasons[st.task_id] = "agent fenced: no server reached for agent timeout";
+      runner.kill(st.task_id, 0);
+    }
+}
+
+// Bodies are built outside co_await expressions (g++ 12 miscompiles
+// braced initializer lists there).
+std::string Agent::Impl::heartbeat_body() const { return Json{{"id", opts.id}}.dump(); }
+std::string Agent::Impl::status_body(Json batch) const { return Json{{"id", opts.id}, {"updates", std::move(batch)}}.dump(); }
+
+net::awaitable<void> Agent::Impl::heartbeat_loop(int my_session) {
+  while (!stopped && session == my_session) {
+    std::string body = heartbeat_body();
+    auto r = co_await net::http_request("POST", url("/api/v1/agent/heartbeat"), std::move(body), headers(), 5s);
+    if (r && r->status == 200) last_contact_ms = clock.now_ms();
+    if (r && r->status == 404 && session == my_session) {
+      spdlog::warn("server forgot this agent: registering again");
+      registered = false;
+      co_return;
+    }
+    co_await net::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::max(0.2, opts.agent_timeout_seconds / 6) * 1000)));
+  }
+}
+
+net::awaitable<void> Agent::Impl::command_loop(int my_session) {
+  while (!stopped && session == my_session) {
+    net::SseParser parser([this](const net::SseEvent& e) {
+      last_contact_ms = clock.now_ms();
+      if (e.event == "command") handle_command(e.data);
+    });
+    auto r = co_await net::http_stream("GET", url("/api/v1/agent/commands?id=" + net::percent_encode(opts.id)), "", headers(),
+                                       [&](std::string_view chunk) {
+                                         if (stopped || session != my_session) return false;
+                                         last_contact_ms = clock.now_ms();
+                                         parser.feed(chunk);
+                                         return true;
+                                       },
+                                       30s);
+    if (r && *r == 404 && session == my_session) {
+      registered = false;
+      co_return;
+    }
+    if (!stopped) co_await net::sleep_for(500ms);
+  }
+}
+
+net::awaitable<void> Agent::Impl::status_loop() {
+  while (!stopped) {
+    if (pending_updates.empty() || !registered) {
+      co_await updates_signal.wait(1s);
+      continue;
+    }
+    size_t n = std::min<size_t>(pending_updates.size(), 100);
+    Json batch = Json::array();
+    for (size_t i = 0; i < n; ++i) batch.push_back(pending_updates[i]);
+    std::string body = status_body(std::move(batch));
+    auto r = co_await net::http_request("POST", url("/api/v1/agent/status"), std::move(body), headers(), 10s);
+    if (r && r->status == 200) {
+      last_contact_ms = clock.now_ms();
+      for (size_t i = 0; i < n; ++i) {
+        const Json& u = pending_updates.front();
+        if (is_terminal_state(u.value("state", ""))) forget(u.value("taskId", ""));
+        pending_updates.pop_front();
+      }
+      continue;
+    }
+    if (r && r->status == 404) registered = false;
+    co_await net::sleep_for(500ms);
+  }
+}
+
+net::awaitable<void> Agent::Impl::gc_loop() {
+  while (!stopped) {
+    co_await net::sleep_for(60s);
+    runner.gc_sandboxes();
+  }
+}
 
 Agent::Agent(asio::io_context& io, AgentOptions opts) : impl_(std::make_unique<Impl>(io, std::move(opts))) {}
 Agent::~Agent() { stop(); }
@@ -379,6 +332,7 @@ void Agent::start() {
     fs::remove(s.launch_dir() / (it->first + ".json"), ec);
     it = s.launches.erase(it);
   }
+  s.recover_launches(recovered);
   asio::co_spawn(s.io, s.main_loop(), asio::detached);
   asio::co_spawn(s.io, s.status_loop(), asio::detached);
   asio::co_spawn(s.io, s.gc_loop(), asio::detached);
@@ -388,6 +342,7 @@ void Agent::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   impl_->health.clear();
+  impl_->steps.clear();  // their shippers stop; a restarted agent resumes them
   impl_->updates_signal.notify();
 }
 

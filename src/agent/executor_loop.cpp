@@ -256,7 +256,7 @@ void Executor::finalize() {
   std::string how = describe_exit(e);
   if (ooms > 0) {
     status_.state = "failed";
-    status_.reason = fmt::format("OOM killed (memory limit {} MB)", spec_.mem);
+    status_.reason = fmt::format("memory limit exceeded ({} MB)", spec_.mem);
     status_.message = how;
   } else if (kill_requested_) {
     status_.state = "killed";

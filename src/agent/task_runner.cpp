@@ -82,6 +82,7 @@ struct TaskRunner::Task {
   std::string reported_state;  // state last given to on_status ("" = none yet)
   std::shared_ptr<Connection> conn;
   std::optional<double> pending_kill;
+  bool staged = false;  // sandbox created, no executor yet
 };
 
 TaskRunner::TaskRunner(asio::io_context& io, RunnerConfig config,
@@ -151,33 +152,83 @@ void TaskRunner::fail_launch(const std::string& task_id, const std::string& reas
 
 void TaskRunner::launch(LaunchSpec spec) {
   const std::string id = spec.task_id;
-  if (!is_safe_task_id(id)) return fail_launch(id, "invalid task id", "not usable as a file name");
-  if (find(id)) {
+  Task* t = find(id);
+  if (t && t->staged) return start(*t, std::move(spec));
+  if (t) {
     // A "failed" for this id would be taken as the running task's status.
     spdlog::error("launch {}: task is already known; duplicate launch ignored", id);
     return;
   }
+  if (stage(id)) start(*find(id), std::move(spec));
+}
+
+Result<std::string> TaskRunner::stage(const std::string& id) {
+  if (!is_safe_task_id(id)) {
+    fail_launch(id, "invalid task id", "not usable as a file name");
+    return fail("invalid task id");
+  }
+  if (find(id)) {
+    spdlog::error("stage {}: task is already known; ignored", id);
+    return fail("task " + id + " is already known");
+  }
   std::string dir = sandbox_dir(id);
-  if (::mkdir(dir.c_str(), 0750) != 0)
-    return fail_launch(id, "sandbox unavailable", errno_message("mkdir " + dir, errno));
-  spec.sandbox = dir;
-  if (spec.user.empty()) spec.user = config_.task_user;
-  fill_credentials(spec);
-  spec.cgroup_parent = config_.cgroup_parent;
-  spec.recovery_timeout_seconds = config_.recovery_timeout_seconds;
-  auto fd = start_executor(spec);
-  if (!fd) return fail_launch(id, "executor launch failed", fd.error().message);
+  if (::mkdir(dir.c_str(), 0750) != 0) {
+    std::string msg = errno_message("mkdir " + dir, errno);
+    fail_launch(id, "sandbox unavailable", msg);
+    return fail(msg);
+  }
+  register_staged(id, dir);
+  return dir;
+}
+
+TaskRunner::Task* TaskRunner::register_staged(const std::string& id, std::string dir) {
   auto t = std::make_unique<Task>();
   t->id = id;
-  t->dir = dir;
+  t->dir = std::move(dir);
+  t->staged = true;
   t->last.task_id = id;
   t->last.state = "staging";
   t->last.time_ms = wall_ms();
   t->reported_state = "staging";
   post_status(t->last);
-  Task& ref = *t;
+  Task* raw = t.get();
   tasks_[id] = std::move(t);
-  attach(ref, *fd);
+  return raw;
+}
+
+void TaskRunner::abandon_staged(const std::string& task_id, const std::string& state,
+                                const std::string& reason, const std::string& message) {
+  Task* t = find(task_id);
+  if (!t || !t->staged) return;
+  t->staged = false;
+  end_without_executor(*t, state, reason, message);
+}
+
+// A task that never got an executor ends here; status.json keeps the
+// outcome for recover() should the agent restart before the ack.
+void TaskRunner::end_without_executor(Task& t, const std::string& state, const std::string& reason,
+                                      const std::string& message) {
+  if (state == "failed") spdlog::error("launch {}: {}: {}", t.id, reason, message);
+  t.pending_kill.reset();
+  t.last.state = state;
+  t.last.reason = reason;
+  t.last.message = message;
+  t.last.time_ms = wall_ms();
+  t.reported_state = state;
+  (void)write_status_file(t.dir, t.last);
+  post_status(t.last);
+}
+
+void TaskRunner::start(Task& t, LaunchSpec spec) {
+  t.staged = false;
+  spec.sandbox = t.dir;
+  if (spec.user.empty()) spec.user = config_.task_user;
+  fill_credentials(spec);
+  spec.cgroup_parent = config_.cgroup_parent;
+  spec.recovery_timeout_seconds = config_.recovery_timeout_seconds;
+  auto fd = start_executor(spec);
+  if (!fd) return end_without_executor(t, "failed", "executor launch failed", fd.error().message);
+  attach(t, *fd);
   // The next standby starts a little later: its exec and dynamic linking
   // would otherwise compete for the CPU with the task just launched (and
   // posix_spawn blocks this thread until its exec).

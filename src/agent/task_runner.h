@@ -48,6 +48,17 @@ class TaskRunner {
   // task id, an existing sandbox or a failed spawn is reported as "failed"
   // with the reason; the launch of an id already known is ignored (logged).
   void launch(LaunchSpec spec);
+  // Creates the sandbox of a task and reports "staging" ahead of launch(),
+  // so the caller can fill it first (an unpacked slug in <sandbox>/app).
+  // Returns the sandbox path; errors are reported as for launch() ("failed"
+  // with the reason) and returned. launch() of a staged id then uses the
+  // sandbox as it is; kill() of a staged task is held until its launch.
+  Result<std::string> stage(const std::string& task_id);
+  // Ends a staged task that will not be launched: reports `state` (terminal)
+  // with the reason and message, and keeps it in status.json so an agent
+  // restarted before the ack reports it too. Ignored unless staged.
+  void abandon_staged(const std::string& task_id, const std::string& state, const std::string& reason,
+                      const std::string& message);
   // Asks the executor to SIGTERM the task and SIGKILL it after grace_seconds.
   // Unknown or terminal tasks: no-op. Not connected: sent on re-attach.
   void kill(const std::string& task_id, double grace_seconds);
@@ -76,6 +87,10 @@ class TaskRunner {
   Task* find(const std::string& id);
   void post_status(TaskStatus st);
   void fail_launch(const std::string& task_id, const std::string& reason, const std::string& message);
+  Task* register_staged(const std::string& id, std::string dir);
+  void start(Task& t, LaunchSpec spec);
+  void end_without_executor(Task& t, const std::string& state, const std::string& reason,
+                            const std::string& message);
   Result<int> spawn_executor(int agent_fd);
   Result<int> start_executor(const LaunchSpec& spec);
   void spawn_standby();

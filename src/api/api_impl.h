@@ -16,6 +16,8 @@ struct ApiServer::Impl {
   std::map<std::string, std::shared_ptr<net::AsyncSignal>> agent_signals;
   std::deque<Json> recent;   // newest events, for fast stream catch-up
   std::unique_ptr<artifact::ArtifactStore> artifacts;
+  std::unique_ptr<pipeline::GitRepos> git;
+  std::unique_ptr<pipeline::Pipeline> pipeline;
   bool tick_pending = false;
   bool stopped = false;
 
@@ -49,6 +51,12 @@ void add_native_routes(net::Router& r, ApiServer::Impl& s);
 void add_marathon_routes(net::Router& r, ApiServer::Impl& s);
 void add_agent_routes(net::Router& r, ApiServer::Impl& s);
 void add_event_routes(net::Router& r, ApiServer::Impl& s);
+void add_pipeline_routes(net::Router& r, ApiServer::Impl& s);
+// Pipeline handlers the app routes dispatch to (routes_pipeline.cpp).
+net::HttpResponse release_log(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id, int64_t n);
+net::HttpResponse app_config(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id);
+net::HttpResponse patch_config(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id);
+net::HttpResponse post_run(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id);
 
 // Helpers shared by handlers.
 net::HttpResponse change_answer(const Result<deploy::ChangeResult>& r, int ok_status = 200);

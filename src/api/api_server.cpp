@@ -7,6 +7,7 @@
 
 #include "api/api_impl.h"
 #include "api/routes_artifacts.h"
+#include "api/routes_git.h"
 
 namespace stele::api {
 
@@ -72,6 +73,10 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
     s.recent.push_back(e);
     while (s.recent.size() > 2000) s.recent.pop_front();
     s.events_signal.notify();
+    // The pipeline reacts outside the Cluster call that produced the event.
+    if (s.pipeline) asio::post(s.io, [&s, e] {
+      if (s.pipeline) s.pipeline->on_event(e);
+    });
   };
   cluster.on_command = [&s](const std::string& agent) { s.agent_signal(agent).notify(); };
   router_.add("GET", "/ping", [](net::HttpRequest&) -> net::awaitable<net::HttpResponse> {
@@ -84,7 +89,16 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   if (!s.opts.artifacts_dir.empty()) {
     s.artifacts = std::make_unique<artifact::ArtifactStore>(s.opts.artifacts_dir);
     add_artifact_routes(router_, s, *s.artifacts);
+    if (!s.opts.git_dir.empty()) {
+      pipeline::HookEnv hook{s.opts.server_url, s.opts.token, s.opts.stele_binary};
+      s.git = std::make_unique<pipeline::GitRepos>(s.opts.git_dir, hook);
+      pipeline::PipelineOptions po = s.opts.pipeline;
+      po.data_dir = s.opts.pipeline_dir;
+      s.pipeline = std::make_unique<pipeline::Pipeline>(s.io, s.cluster, *s.git, *s.artifacts, po);
+    }
   }
+  add_pipeline_routes(router_, s);
+  if (s.git) add_git_routes(router_, s);
 }
 
 ApiServer::~ApiServer() = default;
@@ -93,6 +107,7 @@ void ApiServer::kick() { impl_->kick(); }
 
 void ApiServer::start() {
   Impl& s = *impl_;
+  if (s.pipeline) s.pipeline->recover();
   asio::co_spawn(s.io, [&s]() -> net::awaitable<void> {
     while (!s.stopped) {
       s.cluster.tick();

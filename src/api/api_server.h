@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "deploy/cluster.h"
+#include "pipeline/pipeline.h"
 #include "net/http.h"
 #include "net/router.h"
 #include "net/signal.h"
@@ -28,6 +29,13 @@ struct ApiOptions {
   std::string leader;         // "host:port" this server answers as
   std::chrono::milliseconds tick_interval{250};
   std::string artifacts_dir;  // content-addressed artifact store; empty = no artifact routes
+  // The pipeline runs when both the artifact store and these are set.
+  std::string git_dir;        // bare repositories, <git_dir>/<app name>.git
+  std::string pipeline_dir;   // release logs and step output
+  std::string webhook_secret; // X-Hub-Signature-256 key for /api/v1/hooks/git; empty = token auth
+  std::string server_url;     // how the post-receive hook reaches this API
+  std::string stele_binary;   // the binary the hook runs
+  pipeline::PipelineOptions pipeline;  // build limits, timeouts, retention (dirs filled in from above)
 };
 
 class ApiServer {

@@ -52,6 +52,11 @@ Json render_release(const Cluster& c, const Release& r) {
   const App* a = c.app(r.app_id);
   j["current"] = a && a->current_release == r.number;
   j["created"] = iso8601(r.created_ms);
+  j["finished"] = r.finished_ms ? Json(iso8601(r.finished_ms)) : Json(nullptr);
+  // Config values stay out of API answers; GET .../config?reveal=1 shows them.
+  Json config = Json::object();
+  for (const auto& [k, v] : r.config) config[k] = "****";
+  j["config"] = config;
   return j;
 }
 

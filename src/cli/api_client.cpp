@@ -157,13 +157,29 @@ Result<Json> ApiClient::send(const std::string& method, const std::string& path,
   return j;
 }
 
+Result<std::string> ApiClient::get_text(const std::string& path) const {
+  net::Headers h = headers();
+  h.emplace_back("Accept", "text/plain");
+  auto r = net::http_request_sync("GET", url(path), "", h);
+  if (!r) return fail(connection_error(opts_.api, r.error()));
+  if (r->status < 200 || r->status >= 300) return fail(http_error(r->status, r->body));
+  return std::move(r->body);
+}
+
 Result<int> ApiClient::stream(const std::string& path, const net::Headers& extra,
                               const std::function<bool(std::string_view)>& on_data,
                               std::chrono::milliseconds idle_timeout) const {
+  return stream_request("GET", path, "", "text/event-stream", extra, on_data, idle_timeout);
+}
+
+Result<int> ApiClient::stream_request(const std::string& method, const std::string& path, const std::string& body,
+                                      const std::string& accept, const net::Headers& extra,
+                                      const std::function<bool(std::string_view)>& on_data,
+                                      std::chrono::milliseconds idle_timeout) const {
   net::Headers h = headers();
   h.insert(h.end(), extra.begin(), extra.end());
-  h.emplace_back("Accept", "text/event-stream");
-  auto r = net::http_stream_sync("GET", url(path), "", h, on_data, idle_timeout);
+  h.emplace_back("Accept", accept);
+  auto r = net::http_stream_sync(method, url(path), body, h, on_data, idle_timeout);
   if (!r) return fail(connection_error(opts_.api, r.error()));
   return r;
 }

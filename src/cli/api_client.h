@@ -76,6 +76,17 @@ class ApiClient {
                      const std::function<bool(std::string_view)>& on_data,
                      std::chrono::milliseconds idle_timeout) const;
 
+  // The same for any method: `body` is sent as JSON when non-empty; `accept`
+  // is the Accept header (e.g. "application/x-ndjson", "text/plain").
+  Result<int> stream_request(const std::string& method, const std::string& path, const std::string& body,
+                             const std::string& accept, const net::Headers& extra,
+                             const std::function<bool(std::string_view)>& on_data,
+                             std::chrono::milliseconds idle_timeout) const;
+
+  // GET of a text resource (e.g. a release log): the body of a 2xx answer,
+  // else the error as the user should read it.
+  Result<std::string> get_text(const std::string& path) const;
+
   // error_from_response plus a hint when authentication failed.
   Error http_error(int status, std::string_view body) const;
 

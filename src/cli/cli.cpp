@@ -10,6 +10,9 @@ ClientCommand::ClientCommand(std::string name, std::string description, std::sha
     : CLI::App(std::move(description), std::move(name)), flags_(std::move(flags)) {}
 
 int ClientCommand::run() const {
+  // A verb with verbs of its own (`config set`): the selected one runs.
+  for (CLI::App* sub : get_subcommands())
+    if (auto* cmd = dynamic_cast<ClientCommand*>(sub)) return cmd->run();
   if (!runner_) return report(Error{"verb '" + get_name() + "' is not implemented", {}, 0});
   ApiClient api(resolve_options(*flags_, process_env));
   try {
@@ -46,6 +49,8 @@ void add_client_commands(CLI::App& app) {
   add_read_commands(app, flags);
   add_change_commands(app, flags);
   add_event_commands(app, flags);
+  add_pipeline_commands(app, flags);
+  add_config_commands(app, flags);
 }
 
 int run_client(CLI::App& app) {

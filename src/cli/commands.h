@@ -46,10 +46,29 @@ ClientCommand& add_verb(CLI::App& root, const std::shared_ptr<GlobalFlags>& flag
 
 // apps, app, releases, ps, nodes, deployments (commands_read.cpp).
 void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
-// deploy, scale, restart, rollback (commands_change.cpp).
+// deploy (a spec file or a release), scale, restart, rollback (commands_change.cpp).
 void add_change_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // events (commands_follow.cpp).
 void add_event_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// create, pipeline, run (commands_pipeline.cpp).
+void add_pipeline_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// config, config set, config unset (commands_config.cpp).
+void add_config_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+
+// Options every verb that starts a deployment has.
+struct ChangeFlags {
+  bool wait = false;   // follow the deployment to its end
+  bool force = false;  // cancel a running deployment instead of a 409
+};
+void add_change_flags(CLI::App& c, ChangeFlags& f);
+// `path` with "?force=true" when `force`.
+std::string with_force(std::string path, bool force);
+// Runs `call` (the change) and reports its answer {"deploymentId"?,
+// "release"?}: the raw JSON (--json) or the line `started` makes of it (e.g.
+// "Scaling /shop/web to 5 instances"). With --wait, follows the deployment
+// to its end. Returns the exit code.
+int run_change(const ApiClient& api, const std::string& app_id, const ChangeFlags& f,
+               const std::function<Result<Json>()>& call, const std::function<std::string(const Json&)>& started);
 
 // A spec file checked locally with parse_app_spec: the document to send and
 // its canonical app id. `path` "-" reads stdin. Errors name the file and, for

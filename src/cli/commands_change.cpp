@@ -1,6 +1,7 @@
-// Verbs that change an app and start a deployment: deploy, scale, restart,
-// rollback. Each prints what it started; with --wait it follows the
-// deployment to its end (commands_follow.cpp).
+// Verbs that change an app and start a deployment: deploy (a spec file, or
+// an existing release with --release), scale, restart, rollback. Each
+// prints what it started; with --wait it follows the deployment to its end
+// (commands_follow.cpp).
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -16,21 +17,6 @@ namespace stele::cli {
 
 namespace {
 
-// Options every changing verb has.
-struct ChangeFlags {
-  bool wait = false;
-  bool force = false;
-};
-
-void add_change_flags(CLI::App& c, ChangeFlags& f) {
-  c.add_flag("--wait", f.wait,
-             "Follow the deployment, printing each step and task change, until it ends; "
-             "exit non-zero if it fails or is canceled");
-  c.add_flag("--force", f.force, "Cancel a deployment of this app that is still running instead of being refused (409)");
-}
-
-std::string with_force(std::string path, bool force) { return force ? path + "?force=true" : path; }
-
 Result<std::string> read_text(const std::string& path) {
   std::stringstream ss;
   if (path == "-") {
@@ -41,34 +27,6 @@ Result<std::string> read_text(const std::string& path) {
   if (!in) return fail("cannot read " + path + ": " + std::strerror(errno));
   ss << in.rdbuf();
   return ss.str();
-}
-
-// Runs `call` (the change) and reports or follows its answer
-// {"deploymentId", "release"?}. `started` says what began, e.g. "Scaling
-// /shop/web to 5 instances".
-int change(const ApiClient& api, const std::string& app_id, const ChangeFlags& f,
-           const std::function<Result<Json>()>& call, const std::function<std::string(const Json&)>& started) {
-  int64_t since = 0;
-  if (f.wait) {
-    auto head = head_event_id(api);
-    if (!head) return report(head.error());
-    since = *head;
-  }
-  auto answer = call();
-  if (!answer) {
-    Error e = answer.error();
-    if (e.code == 409 && !f.force) e.message += " (--force cancels the running deployment)";
-    return report(e);
-  }
-  std::string dep = field_str(*answer, "deploymentId");
-  if (api.options().json) print_json(*answer);
-  else print_line(started(*answer) + (dep.empty() ? "" : " (deployment " + dep + ")"));
-  if (dep.empty()) return 0;
-  if (!f.wait) {
-    if (!api.options().json) print_line("Follow it with: stele events --app " + app_id + "   (or add --wait)");
-    return 0;
-  }
-  return wait_for_deployment(api, app_id, dep, since);
 }
 
 std::string release_suffix(const Json& answer) {
@@ -91,24 +49,47 @@ int run_deploy(const ApiClient& api, const std::string& file, const ChangeFlags&
   auto started = [&](const Json& a) {
     return (created ? "Created " : "Deploying ") + id + release_suffix(a);
   };
-  return change(api, id, f, call, started);
+  return run_change(api, id, f, call, started);
+}
+
+// `stele deploy APP --release N`: an existing ready release, deployed as it is.
+int run_deploy_release(const ApiClient& api, const std::string& app, int64_t release, const ChangeFlags& f) {
+  std::string id = canonical_app_id(app);
+  auto call = [&] {
+    return api.send("POST", with_force(app_path(id) + "/deploy", f.force), Json{{"release", release}});
+  };
+  auto started = [&](const Json&) { return "Deploying " + id + " release " + std::to_string(release); };
+  return run_change(api, id, f, call, started);
 }
 
 void add_deploy(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   struct Args {
-    std::string file;
+    std::string file, app;
+    int64_t release = 0;
     ChangeFlags change;
   };
   auto a = std::make_shared<Args>();
   auto& c = add_verb(root, flags, "deploy",
-                     {"Create or update an app from a Marathon app definition (JSON)",
-                      "The definition must have an \"id\"; it is checked locally before it is sent. A change\n"
-                      "other than \"instances\" makes a new release, deployed by starting new tasks and\n"
-                      "retiring old ones under the app's upgradeStrategy.",
-                      "  stele deploy -f web.json --wait\n  cat web.json | stele deploy -f - --force"});
-  c.add_option("-f,--file", a->file, "App definition file (JSON); '-' reads stdin")->required();
+                     {"Create or update an app from a Marathon app definition, or deploy one of its releases",
+                      "With -f: the definition must have an \"id\"; it is checked locally before it is sent.\n"
+                      "A change other than \"instances\" makes a new release.\n"
+                      "With APP --release N: deploys that earlier ready release again, as it was built\n"
+                      "(`stele releases APP` lists them; `stele rollback` picks the previous one).\n"
+                      "Either way new tasks start and old ones retire under the app's upgradeStrategy.",
+                      "  stele deploy -f web.json --wait\n  cat web.json | stele deploy -f - --force\n"
+                      "  stele deploy /shop/web --release 4 --wait"});
+  auto* app = c.add_option("APP", a->app, "App id (with --release)");
+  auto* source = c.add_option_group("Source", "What to deploy (exactly one)");
+  auto* file = source->add_option("-f,--file", a->file, "App definition file (JSON); '-' reads stdin");
+  auto* release = source->add_option("--release", a->release, "Deploy this release of APP")->check(CLI::PositiveNumber);
+  source->require_option(1);
+  release->needs(app);
+  file->excludes(app);
   add_change_flags(c, a->change);
-  c.set_runner([a](const ApiClient& api) { return run_deploy(api, a->file, a->change); });
+  c.set_runner([a](const ApiClient& api) {
+    if (a->release > 0) return run_deploy_release(api, a->app, a->release, a->change);
+    return run_deploy(api, a->file, a->change);
+  });
 }
 
 void add_scale(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
@@ -130,7 +111,7 @@ void add_scale(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
       return api.send("POST", with_force(app_path(id) + "/scale", a->change.force), Json{{"instances", a->instances}});
     };
     auto started = [&](const Json&) { return "Scaling " + id + " to " + std::to_string(a->instances) + " instances"; };
-    return change(api, id, a->change, call, started);
+    return run_change(api, id, a->change, call, started);
   });
 }
 
@@ -151,7 +132,7 @@ void add_restart(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
     std::string id = canonical_app_id(a->id);
     auto call = [&] { return api.send("POST", with_force(app_path(id) + "/restart", a->change.force), Json::object()); };
     auto started = [&](const Json&) { return "Restarting " + id; };
-    return change(api, id, a->change, call, started);
+    return run_change(api, id, a->change, call, started);
   });
 }
 
@@ -178,11 +159,45 @@ void add_rollback(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
       std::string r = field_str(answer, "release");
       return "Rolling " + id + " back" + (r.empty() ? "" : " to release " + r);
     };
-    return change(api, id, a->change, call, started);
+    return run_change(api, id, a->change, call, started);
   });
 }
 
 }  // namespace
+
+void add_change_flags(CLI::App& c, ChangeFlags& f) {
+  c.add_flag("--wait", f.wait,
+             "Follow the deployment, printing each step and task change, until it ends; "
+             "exit non-zero if it fails or is canceled");
+  c.add_flag("--force", f.force, "Cancel a deployment of this app that is still running instead of being refused (409)");
+}
+
+std::string with_force(std::string path, bool force) { return force ? path + "?force=true" : path; }
+
+int run_change(const ApiClient& api, const std::string& app_id, const ChangeFlags& f,
+               const std::function<Result<Json>()>& call, const std::function<std::string(const Json&)>& started) {
+  int64_t since = 0;
+  if (f.wait) {
+    auto head = head_event_id(api);
+    if (!head) return report(head.error());
+    since = *head;
+  }
+  auto answer = call();
+  if (!answer) {
+    Error e = answer.error();
+    if (e.code == 409 && !f.force) e.message += " (--force cancels the running deployment)";
+    return report(e);
+  }
+  std::string dep = field_str(*answer, "deploymentId");
+  if (api.options().json) print_json(*answer);
+  else print_line(started(*answer) + (dep.empty() ? "" : " (deployment " + dep + ")"));
+  if (dep.empty()) return 0;
+  if (!f.wait) {
+    if (!api.options().json) print_line("Follow it with: stele events --app " + app_id + "   (or add --wait)");
+    return 0;
+  }
+  return wait_for_deployment(api, app_id, dep, since);
+}
 
 Result<LoadedSpec> load_spec_file(const std::string& path) {
   auto text = read_text(path);

@@ -63,18 +63,42 @@ void add_app(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   c.set_runner([id](const ApiClient& api) { return show_app(api, *id); });
 }
 
+// The app's current release number (0 when unknown): "release" in the
+// native answer, "currentRelease" in the stored record.
+int64_t current_release(const Json& app_answer) {
+  const Json& app = field(app_answer, "app").is_object() ? field(app_answer, "app") : app_answer;
+  int64_t r = field_int(app, "release");
+  return r > 0 ? r : field_int(app, "currentRelease");
+}
+
+int show_releases(const ApiClient& api, const std::string& id) {
+  auto r = api.get(app_path(id) + "/releases");
+  if (!r) return report(r.error());
+  if (api.options().json) {
+    print_json(*r);
+    return 0;
+  }
+  auto app = api.get(app_path(id));
+  if (!app) return report(app.error());
+  Table t = releases_table(field(*r, "releases"), current_release(*app), now_ms());
+  std::cout << (t.empty() ? "No releases yet. Push to the app's git remote (`stele create` prints it).\n" : t.render())
+            << std::flush;
+  return 0;
+}
+
 void add_releases(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   auto id = std::make_shared<std::string>();
   auto& c = add_verb(root, flags, "releases",
                      {"List the releases of an app",
-                      "Newest first; '*' marks the current one. A ready release can be deployed again\n"
-                      "with `stele rollback ID RELEASE`.",
-                      "  stele releases /shop/web"});
-  c.add_option("ID", *id, "App id (e.g. /shop/web)")->required();
-  c.set_runner([id](const ApiClient& api) {
-    return show_list(api, app_path(*id) + "/releases", "releases",
-                     [](const Json& j) { return releases_table(j, now_ms()); }, "No releases.");
-  });
+                      "Newest first; '*' marks the current one. Columns: status (building, testing, ready,\n"
+                      "failed), cause (push, api, config, rollback, webhook), the pushed commit, the slug\n"
+                      "(short digest and size), how long build, test and smoke took, age, and a note: why a\n"
+                      "failed release failed, or whose slug an unchanged tree reused. A ready release can\n"
+                      "be deployed again with `stele rollback APP N` or `stele deploy APP --release N`;\n"
+                      "`stele pipeline APP --release N` shows its build, test and smoke output.",
+                      "  stele releases /shop/web\n  stele releases hello --json | jq '.releases[0].status'"});
+  c.add_option("APP", *id, "App id (e.g. /shop/web)")->required();
+  c.set_runner([id](const ApiClient& api) { return show_releases(api, *id); });
 }
 
 void add_ps(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {

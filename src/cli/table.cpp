@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -108,6 +109,25 @@ std::string format_mem(double mb) {
   double gb = mb / 1024;
   if (gb < 1024) return fmt::format("{:.1f}G", gb);
   return fmt::format("{:.1f}T", gb / 1024);
+}
+
+std::string format_bytes(double bytes) {
+  if (!std::isfinite(bytes) || bytes < 0) return "-";
+  if (bytes < 1024) return fmt::format("{}B", static_cast<int64_t>(bytes));
+  const char* units[] = {"K", "M", "G", "T"};
+  double v = bytes / 1024;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  return v < 10 ? fmt::format("{:.1f}{}", v, units[u]) : fmt::format("{:.0f}{}", v, units[u]);
+}
+
+std::string format_duration_ms(int64_t ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 10'000) return fmt::format("{:.1f}s", ms / 1000.0);
+  return format_age(ms);
 }
 
 std::string short_digest(std::string_view digest) {

@@ -55,6 +55,13 @@ std::string format_number(double v);
 // Megabytes (Marathon's unit for mem/disk) for humans: "128M", "7.6G", "1.5T".
 std::string format_mem(double mb);
 
+// Bytes for humans: "512B", "12K", "1.5M", "2.1G" (binary units, one
+// decimal under 10, none above).
+std::string format_bytes(double bytes);
+// A step's duration: "0.4s", "12s", "3m12s" (format_age past a minute);
+// negative reads "0s".
+std::string format_duration_ms(int64_t ms);
+
 // A content digest or image id shortened to 12 hex digits (docker's short
 // id): "sha256:0123456789abcdef..." -> "0123456789ab"; "" -> "-"; anything
 // that is not a long hex id is returned unchanged.

@@ -136,15 +136,49 @@ Table deployments_table(const Json& deployments, int64_t now_ms) {
   return t;
 }
 
-Table releases_table(const Json& releases, int64_t now_ms) {
+namespace {
+
+std::string release_artifact(const Json& r) {
+  std::string digest = field_str(r, "artifact");
+  if (digest.empty()) return "-";
+  auto size = field_num(r, "artifactSize");
+  return short_digest(digest) + (size ? " " + format_bytes(*size) : "");
+}
+
+std::string release_duration(const Json& r, const char* step) {
+  auto ms = field_num(field(r, "durations"), step);
+  return ms ? format_duration_ms(static_cast<int64_t>(*ms)) : "-";
+}
+
+std::string release_note(const Json& r) {
+  std::string status = field_str(r, "status"), step = field_str(r, "step"), reason = field_str(r, "reason");
+  if (status == "failed") return step.empty() ? reason : step + (reason.empty() ? "" : ": " + reason);
+  std::string reused = field_str(r, "reusedFrom");
+  if (!reused.empty() && reused != "0") return "slug of r" + reused;
+  return status == "ready" ? "" : step;
+}
+
+}  // namespace
+
+Table releases_table(const Json& releases, int64_t current, int64_t now_ms) {
   std::vector<Json> sorted(array_or_empty(releases).begin(), array_or_empty(releases).end());
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const Json& a, const Json& b) { return field_int(a, "number") > field_int(b, "number"); });
-  Table t({"RELEASE", "CURRENT", "STATUS", "CAUSE", "ARTIFACT", "VERSION", "AGE"});
-  for (const auto& r : sorted)
-    t.add_row({field_str(r, "number"), field_bool(r, "current") ? "*" : "", or_dash(field_str(r, "status")),
-               or_dash(field_str(r, "cause")), short_digest(field_str(r, "artifact")),
-               or_dash(field_str(r, "version")), format_since(field_time_ms(r, {"created", "version"}), now_ms)});
+  Table t({"RELEASE", "CURRENT", "STATUS", "CAUSE", "SHA", "ARTIFACT", "BUILD", "TEST", "SMOKE", "AGE", "NOTE"});
+  for (const auto& r : sorted) {
+    bool is_current = field_bool(r, "current") || (current > 0 && field_int(r, "number") == current);
+    t.add_row({field_str(r, "number"), is_current ? "*" : "", or_dash(field_str(r, "status")),
+               or_dash(field_str(r, "cause")), or_dash(field_str(r, "sha").substr(0, 8)), release_artifact(r),
+               release_duration(r, "build"), release_duration(r, "test"), release_duration(r, "smoke"),
+               format_since(field_time_ms(r, {"createdAt", "created", "version"}), now_ms), release_note(r)});
+  }
+  return t;
+}
+
+Table config_table(const Json& config) {
+  Table t({"KEY", "VALUE"});
+  if (!config.is_object()) return t;
+  for (const auto& [k, v] : config.items()) t.add_row({k, v.is_string() ? v.get<std::string>() : v.dump()});
   return t;
 }
 

@@ -19,8 +19,15 @@ Table tasks_table(const Json& tasks, int64_t now_ms);
 Table nodes_table(const Json& nodes);
 // `stele deployments`: ID APP KIND RELEASE INSTANCES STATUS AGE STEP.
 Table deployments_table(const Json& deployments, int64_t now_ms);
-// `stele releases`: RELEASE CURRENT STATUS CAUSE ARTIFACT AGE VERSION.
-Table releases_table(const Json& releases, int64_t now_ms);
+// `stele releases`: RELEASE CURRENT STATUS CAUSE SHA ARTIFACT BUILD TEST
+// SMOKE AGE NOTE, newest first. '*' marks the release whose "current" is
+// true or whose number is `current` (the app's release; 0 = unknown).
+// ARTIFACT is the short digest and size; NOTE says why a failed release
+// failed ("test: exit status 1") or whose slug a release reused ("slug of r3").
+Table releases_table(const Json& releases, int64_t current, int64_t now_ms);
+// `stele config`: KEY VALUE, sorted by key (values as the server sent them,
+// masked unless --reveal).
+Table config_table(const Json& config);
 // `stele app ID`: aligned "Key: value" lines for an App.
 std::string app_details(const Json& app, int64_t now_ms);
 

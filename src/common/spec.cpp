@@ -833,3 +833,7 @@ bool only_instances_differ(const AppSpec& a, const AppSpec& b) {
 }
 
 }  // namespace stele
+
+namespace stele {
+std::string app_id_problem(std::string_view canonical_id) { return id_problem(canonical_id); }
+}  // namespace stele

@@ -91,6 +91,9 @@ Result<AppSpec> merge_app_spec(const AppSpec& base, const Json& patch);
 // Marathon JSON of the spec (all fields, defaults filled in).
 Json app_spec_json(const AppSpec& s);
 
+// Why a canonical app id ("/shop/web") is not valid, or "" when it is.
+std::string app_id_problem(std::string_view canonical_id);
+
 // Returns true when `a` and `b` differ only in `instances`.
 bool only_instances_differ(const AppSpec& a, const AppSpec& b);
 

@@ -179,9 +179,8 @@ Result<void> Cluster::load() {
   if (r) r = load_coll("tasks", [&](const Json& j) {
     Task t = task_from(j);
     s_->tasks[t.id] = t;
-    const Release* rel = release(t.app_id, t.release);
-    if (rel && s_->scheduler.has_agent(t.agent_id))
-      s_->scheduler.add_task(t.id, t.app_id, t.agent_id, {rel->spec.cpus, rel->spec.mem, rel->spec.disk}, t.ports);
+    if (s_->scheduler.has_agent(t.agent_id))
+      s_->scheduler.add_task(t.id, t.app_id, t.agent_id, s_->task_resources(t), t.ports);
   });
   if (!r) return r;
   // Commands not yet confirmed when the last server stopped are sent again:
@@ -190,6 +189,8 @@ Result<void> Cluster::load() {
     const Release* rel = release(t.app_id, t.release);
     if (t.kill_sent)
       s_->queue_command(t.agent_id, id, State::kill_command(id, s_->kill_grace(t)));
+    else if (t.state == TaskState::Staging && !t.kind.empty())
+      s_->queue_command(t.agent_id, id, t.launch_body);
     else if (t.state == TaskState::Staging && rel)
       s_->queue_command(t.agent_id, id, State::launch_command(t, *rel));
   }
@@ -214,7 +215,7 @@ Result<ChangeResult> Cluster::create_app(const AppSpec& spec, const std::string&
   rel.spec = spec;
   rel.status = "ready";
   rel.cause = "api";
-  rel.created_ms = app.created_ms;
+  rel.created_ms = rel.finished_ms = app.created_ms;
   s_->releases[spec.id][1] = rel;
   auto& stored = s_->apps[spec.id] = app;
   tx.writes.push_back(State::put("releases", State::release_key(spec.id, 1), to_json(rel)));
@@ -239,7 +240,17 @@ Result<ChangeResult> Cluster::update_app(const AppSpec& spec, bool force, const 
   rel.number = s_->releases[spec.id].empty() ? 1 : s_->releases[spec.id].rbegin()->first + 1;
   rel.spec = spec;
   rel.cause = "api";
-  rel.created_ms = s_->now();
+  rel.created_ms = rel.finished_ms = s_->now();
+  if (cur) {
+    // The artifact is not part of the API's spec: the new version runs the
+    // same slug, like a config change.
+    rel.artifact = cur->artifact;
+    rel.artifact_size = cur->artifact_size;
+    rel.sha = cur->sha;
+    rel.tree = cur->tree;
+    rel.ref = cur->ref;
+  }
+  rel.config = app->config;
   s_->releases[spec.id][rel.number] = rel;
   tx.writes.push_back(State::put("releases", State::release_key(spec.id, rel.number), to_json(rel)));
   Json e = s_->event("release_created", spec.id, actor);
@@ -278,9 +289,19 @@ Result<ChangeResult> Cluster::deploy_release(const std::string& app_id, int64_t 
   const Release* rel = release(app_id, n);
   if (!rel) return fail(Error{"app " + app_id + " has no release " + std::to_string(n), {}, 404});
   if (rel->status != "ready") return fail(Error{"release " + std::to_string(n) + " is " + rel->status + ", not ready", {}, 409});
+  if (rel->artifact_collected)
+    return fail(Error{"release " + std::to_string(n) + " can no longer be deployed: retention collected its slug", {}, 410});
   State::Tx tx;
   std::string kind = n < app->current_release ? "rollback" : "deploy";
-  auto res = s_->start_deployment(*app, kind, n, app->instances, app->generation, force, actor, tx);
+  // `instances` of a pushed spec seeds the first deploy only (design.md "Scale").
+  int instances = app->current_release != 0 ? app->instances : app->instances > 0 ? app->instances : rel->spec.instances;
+  auto res = s_->start_deployment(*app, kind, n, instances, app->generation, force, actor, tx);
+  if (res && app->config != rel->config) {
+    // A rollback deploys the release with its own environment; the app's
+    // config becomes that release's.
+    app->config = rel->config;
+    tx.writes.push_back(State::put("apps", app->id, s_->app_doc(*app)));
+  }
   if (!res) return res;
   if (auto c = s_->commit(tx); !c) return fail(c.error());
   return res;
@@ -292,7 +313,7 @@ Result<ChangeResult> Cluster::rollback(const std::string& app_id, std::optional<
   if (!n) {
     // The newest ready release older than the current one.
     for (auto it = s_->releases[app_id].rbegin(); it != s_->releases[app_id].rend(); ++it)
-      if (it->first < app->current_release && it->second.status == "ready") {
+      if (it->first < app->current_release && it->second.status == "ready" && !it->second.artifact_collected) {
         n = it->first;
         break;
       }

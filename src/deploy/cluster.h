@@ -44,6 +44,17 @@ struct ChangeResult {
   int64_t release = 0;
 };
 
+// A one-off pipeline task (design.md: build, test, smoke, release, run).
+struct StepRequest {
+  std::string app_id;
+  int64_t release = 0;
+  std::string kind;            // build | test | smoke | release | run
+  AppSpec spec;                // resources, env and user; a smoke run also uses its ports and health checks
+  Json step;                   // {"kind", "cmd", "timeoutSeconds", ...} sent to the agent; null for smoke
+  std::string artifact;        // slug digest the agent unpacks ("" for builds)
+  std::string prefer_agent;    // soft placement preference (the app's build cache)
+};
+
 class Cluster {
  public:
   Cluster(store::Store& store, const Clock& clock, ClusterOptions opts);
@@ -68,6 +79,28 @@ class Cluster {
   // Marathon DELETE /v2/deployments/{id}: without force, rolls back to the
   // state before it; with force, just stops tracking it.
   Result<ChangeResult> cancel_deployment(const std::string& deployment_id, bool force, const std::string& actor);
+
+  // ---- pipeline support
+  // An app with no release yet (`stele create`): its first push makes one.
+  // `instances` > 0 overrides the first release's spec as the initial scale.
+  Result<void> create_empty_app(const std::string& app_id, const std::string& actor, int instances = 0);
+  // Adds a release numbered after the app's last, carrying the app's config.
+  // Returns its number. Its status should be "building" (pipeline) or "ready".
+  Result<int64_t> add_release(Release rel, const std::string& actor);
+  // Updates the pipeline record of a release whose status is not final yet
+  // (409 once it is ready or failed). Emits release_<status> when it changes.
+  Result<void> update_release(const Release& rel);
+  // PATCH config: {"K": "V" | null}. A new ready release with the current
+  // release's artifact and the new config, rolled out (superseding a running
+  // deployment, as pipeline releases do). An app with no release keeps the
+  // config for its first one (release 0 in the result).
+  Result<ChangeResult> set_config(const std::string& app_id,
+                                  const std::map<std::string, std::optional<std::string>>& changes,
+                                  const std::string& actor);
+  // Retention took the release's slug: it can no longer be deployed.
+  Result<void> mark_artifact_collected(const std::string& app_id, int64_t release);
+  // Places and launches a pipeline task; returns its id. 503 when no agent fits.
+  Result<std::string> start_step(const StepRequest& req, const std::string& actor);
 
   // ---- queries (pointers valid until the next mutating call)
   const App* app(const std::string& id) const;

@@ -54,14 +54,30 @@ Json Cluster::State::task_event(const Task& t) const {
   if (!t.reason.empty()) e["reason"] = t.reason;
   if (!t.message.empty()) e["message"] = t.message;
   e["healthy"] = t.healthy();
+  if (!t.kind.empty()) {
+    e["kind"] = t.kind;
+    if (t.exit_code) e["exitCode"] = *t.exit_code;
+    if (t.result.is_object())
+      for (auto& [k, v] : t.result.items()) e[k] = v;
+  }
   return e;
+}
+
+sched::Resources Cluster::State::task_resources(const Task& t) const {
+  if (!t.kind.empty() && t.launch_body.contains("spec")) {
+    const Json& s = t.launch_body["spec"];
+    return {s.value("cpus", 0.0), s.value("mem", 0.0), s.value("disk", 0.0)};
+  }
+  const Release* rel = self.release(t.app_id, t.release);
+  return rel ? sched::Resources{rel->spec.cpus, rel->spec.mem, rel->spec.disk} : sched::Resources{};
 }
 
 void Cluster::State::retire_task(Task& t, Tx& tx) {
   scheduler.remove_task(t.id);
   drop_commands(t.agent_id, t.id, "");
   App* app = find_app(t.app_id);
-  bool expected = t.kill_sent || t.state == TaskState::Finished;
+  // Pipeline tasks end by design; their failures are the pipeline's to report.
+  bool expected = t.kill_sent || t.state == TaskState::Finished || !t.kind.empty();
   if (app && !expected) {
     // Marathon's backoff: each unexpected end delays the next launch, unless
     // the task had been up long enough to count as recovered.
@@ -114,9 +130,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
     for (auto& c : s_->outbox[n.id])
       if (c.task_id == t.id && c.body.value("type", "") == "kill") kill_pending = true;
     if (t.kill_sent && !kill_pending) s_->queue_command(n.id, t.id, State::kill_command(t.id, s_->kill_grace(t)));
-    const Release* rel = release(t.app_id, t.release);
-    if (rel && !s_->scheduler.has_task(t.id))
-      s_->scheduler.add_task(t.id, t.app_id, n.id, {rel->spec.cpus, rel->spec.mem, rel->spec.disk}, t.ports);
+    if (!s_->scheduler.has_task(t.id)) s_->scheduler.add_task(t.id, t.app_id, n.id, s_->task_resources(t), t.ports);
   }
   std::vector<std::string> gone;
   for (auto& [id, t] : s_->tasks) {
@@ -203,6 +217,13 @@ Result<void> Cluster::task_status(const std::string& agent_id, const Json& u) {
   if (u.contains("exitCode") && u["exitCode"].is_number_integer()) t.exit_code = u["exitCode"].get<int>();
   if (t.state == TaskState::Running && !t.started_ms) t.started_ms = u.value("startedMs", s_->now());
   if (u.contains("health")) t.health = health;
+  if (!t.kind.empty() && is_terminal(*st)) {
+    // What a step produced (a build's slug), passed on in its final event.
+    Json result = Json::object();
+    for (const char* k : {"artifact", "artifactSize"})
+      if (u.contains(k)) result[k] = u[k];
+    if (!result.empty()) t.result = result;
+  }
   bool changed = t.state != before || t.healthy() != was_healthy || u.contains("health");
   if (!changed) return {};
   t.updated_ms = s_->now();

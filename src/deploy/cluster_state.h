@@ -11,6 +11,9 @@
 
 namespace stele::deploy {
 
+// "<app name>-r<release>.<kind>.<launch>": the id of a pipeline task.
+std::string step_task_id(const std::string& app_id, int64_t release, const std::string& kind, int launch);
+
 struct Cluster::State {
   store::Store& store;
   const Clock& clock;
@@ -66,6 +69,9 @@ struct Cluster::State {
   // A task reached a terminal state: history, scheduler, backoff.
   void retire_task(Task& t, Tx& tx);
   Json task_event(const Task& t) const;
+  Json release_event(const Release& rel, const std::string& type, const std::string& actor) const;
+  // Cpus/mem/disk a task holds: its release's spec, or a step's own spec.
+  sched::Resources task_resources(const Task& t) const;
   void reconcile_app(App& app, Tx& tx);
   static Json launch_command(const Task& t, const Release& rel);
   void launch_task(App& app, const Release& rel, int seq, Tx& tx);

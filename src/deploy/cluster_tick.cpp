@@ -37,7 +37,7 @@ Json Cluster::State::launch_command(const Task& t, const Release& rel) {
   return {{"type", "launch"},
           {"task", {{"id", t.id}, {"appId", t.app_id}, {"release", t.release}, {"seq", t.seq},
                     {"ports", t.ports}, {"host", t.host}}},
-          {"spec", app_spec_json(rel.spec)},
+          {"spec", app_spec_json(rel.effective_spec())},
           {"artifact", rel.artifact}};
 }
 
@@ -86,7 +86,7 @@ void Cluster::State::reconcile_app(App& app, Tx& tx) {
   in.minimum_health_capacity = rel->spec.upgrade_strategy.minimum_health_capacity;
   in.maximum_over_capacity = rel->spec.upgrade_strategy.maximum_over_capacity;
   for (auto& [id, t] : tasks) {
-    if (t.app_id != app.id) continue;
+    if (t.app_id != app.id || !t.kind.empty()) continue;
     in.tasks.push_back(PlanTask{t.id, t.seq, t.release == app.current_release && t.generation == app.generation,
                                 t.healthy(), t.kill_sent});
   }

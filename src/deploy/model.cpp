@@ -106,6 +106,11 @@ Json to_json(const Task& t) {
             {"startedMs", t.started_ms}, {"updatedMs", t.updated_ms},
             {"hasHealthChecks", t.has_health_checks}, {"health", health}, {"killSent", t.kill_sent}};
   if (t.exit_code) j["exitCode"] = *t.exit_code;
+  if (!t.kind.empty()) {
+    j["kind"] = t.kind;
+    j["launchBody"] = t.launch_body;
+    if (!t.result.is_null()) j["result"] = t.result;
+  }
   return j;
 }
 
@@ -132,13 +137,25 @@ Task task_from(const Json& j) {
   if (j.contains("health"))
     for (auto& h : j["health"]) t.health.push_back(health_from(h));
   t.kill_sent = get_or(j, "killSent", false);
+  t.kind = get_or<std::string>(j, "kind", "");
+  if (j.contains("launchBody")) t.launch_body = j["launchBody"];
+  if (j.contains("result")) t.result = j["result"];
   return t;
+}
+
+AppSpec Release::effective_spec() const {
+  AppSpec s = spec;
+  for (const auto& [k, v] : config) s.env[k] = v;
+  return s;
 }
 
 Json to_json(const Release& r) {
   return {{"appId", r.app_id}, {"number", r.number}, {"spec", app_spec_json(r.spec)},
           {"artifact", r.artifact}, {"status", r.status}, {"cause", r.cause},
-          {"created", r.created_ms}, {"version", r.version()}};
+          {"created", r.created_ms}, {"finished", r.finished_ms}, {"version", r.version()},
+          {"sha", r.sha}, {"tree", r.tree}, {"ref", r.ref}, {"artifactSize", r.artifact_size},
+          {"reusedFrom", r.reused_from}, {"step", r.step}, {"reason", r.reason},
+          {"durations", r.durations}, {"config", r.config}, {"artifactCollected", r.artifact_collected}};
 }
 
 Release release_from(const Json& j) {
@@ -150,13 +167,25 @@ Release release_from(const Json& j) {
   r.status = get_or<std::string>(j, "status", "ready");
   r.cause = get_or<std::string>(j, "cause", "");
   r.created_ms = get_or<int64_t>(j, "created", 0);
+  r.finished_ms = get_or<int64_t>(j, "finished", 0);
+  r.sha = get_or<std::string>(j, "sha", "");
+  r.tree = get_or<std::string>(j, "tree", "");
+  r.ref = get_or<std::string>(j, "ref", "");
+  r.artifact_size = get_or<int64_t>(j, "artifactSize", 0);
+  r.reused_from = get_or<int64_t>(j, "reusedFrom", 0);
+  r.step = get_or<std::string>(j, "step", "");
+  r.reason = get_or<std::string>(j, "reason", "");
+  r.durations = get_or(j, "durations", std::map<std::string, int64_t>{});
+  r.config = get_or(j, "config", std::map<std::string, std::string>{});
+  r.artifact_collected = get_or(j, "artifactCollected", false);
   return r;
 }
 
 Json to_json(const App& a) {
   return {{"id", a.id}, {"currentRelease", a.current_release}, {"previousRelease", a.previous_release},
           {"instances", a.instances}, {"generation", a.generation}, {"created", a.created_ms},
-          {"failures", a.failures}, {"nextLaunchMs", a.next_launch_ms}};
+          {"failures", a.failures}, {"nextLaunchMs", a.next_launch_ms}, {"config", a.config},
+          {"stepLaunches", a.step_launches}};
 }
 
 App app_from(const Json& j) {
@@ -169,6 +198,8 @@ App app_from(const Json& j) {
   a.created_ms = get_or<int64_t>(j, "created", 0);
   a.failures = get_or(j, "failures", 0);
   a.next_launch_ms = get_or<int64_t>(j, "nextLaunchMs", 0);
+  a.config = get_or(j, "config", std::map<std::string, std::string>{});
+  a.step_launches = get_or(j, "stepLaunches", std::map<std::string, int>{});
   return a;
 }
 

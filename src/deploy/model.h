@@ -57,6 +57,11 @@ struct Task {
   bool has_health_checks = false;
   std::vector<HealthResult> health;
   bool kill_sent = false;
+  // "" for an app instance; "build" | "test" | "smoke" | "release" | "run"
+  // for the pipeline's tasks, which the deployment controller leaves alone.
+  std::string kind;
+  Json launch_body;   // steps: the whole launch command (re-sent after a restart)
+  Json result;        // steps: what the terminal update reported ({"artifact", "artifactSize"})
 
   // Counts toward capacity: running and, if the app has checks, all alive.
   bool healthy() const;
@@ -71,8 +76,20 @@ struct Release {
   AppSpec spec;                   // the app version (full spec and env)
   std::string artifact;           // "" = none (plain cmd app)
   std::string status = "ready";  // building | testing | ready | failed
-  std::string cause;              // "api" | "rollback" | "config" | "push"
+  std::string cause;              // "api" | "config" | "push" | "webhook"
   int64_t created_ms = 0;
+  int64_t finished_ms = 0;        // when status became final
+  // Pipeline record (design.md "Release"): where the artifact came from.
+  std::string sha, tree, ref;
+  int64_t artifact_size = 0;
+  int64_t reused_from = 0;        // release whose slug this one reuses (same git tree), 0 = built
+  std::string step;               // the pipeline step running, or the one that failed
+  std::string reason;             // why it failed
+  std::map<std::string, int64_t> durations;  // step -> ms
+  std::map<std::string, std::string> config;  // app config at creation; env = spec.env + config
+  bool artifact_collected = false;  // retention removed its slug: no longer deployable
+  // The environment the release runs with: spec env overlaid by config.
+  AppSpec effective_spec() const;
   std::string version() const;    // Marathon version: ISO-8601 of created_ms
 };
 
@@ -87,6 +104,8 @@ struct App {
   int failures = 0;
   int64_t next_launch_ms = 0;
   std::string waiting_reason;    // why a task of this app cannot be placed now
+  std::map<std::string, std::string> config;  // `stele config`: overlays releases' spec env
+  std::map<std::string, int> step_launches;   // pipeline task kind -> launches so far
 };
 
 struct Deployment {

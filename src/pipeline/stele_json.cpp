@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <vector>
 
 #include "common/names.h"
@@ -83,8 +84,36 @@ std::string branch_problem(std::string_view b) {
   return "";
 }
 
-// {"cmd": "..."} (or, for build, {"dockerfile": "..."}); unknown keys refused.
-void parse_step(const Json& doc, const char* key, bool allow_dockerfile, std::optional<StepSpec>& step,
+// A positive number at `key` of a step, else a problem at base/key.
+std::optional<double> positive_number(const Json& step, const char* key, const std::string& base, Problems& p) {
+  const Json* v = member(step, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number() || !(v->get<double>() > 0) || !std::isfinite(v->get<double>())) {
+    p.add(base + "/" + key, std::string("expected a number > 0, got ") + (v->is_number() ? v->dump() : type_name(*v)));
+    return std::nullopt;
+  }
+  return v->get<double>();
+}
+
+// "mem" (MB), "cpus", "timeoutSeconds" of a build step.
+void parse_limits(const Json& v, const std::string& base, StepSpec& step, Problems& p) {
+  step.mem = positive_number(v, "mem", base, p);
+  step.cpus = positive_number(v, "cpus", base, p);
+  const Json* t = member(v, "timeoutSeconds");
+  if (!t) return;
+  if (!t->is_number_integer() || t->get<int64_t>() < 1 || t->get<int64_t>() > kMaxStepTimeoutSeconds)
+    return p.add(base + "/timeoutSeconds", "expected whole seconds from 1 to " + std::to_string(kMaxStepTimeoutSeconds) +
+                                               ", got " + (t->is_number() ? t->dump() : type_name(*t)));
+  step.timeout_seconds = t->get<int64_t>();
+}
+
+bool has_limits(const Json& v) {
+  return member(v, "mem") || member(v, "cpus") || member(v, "timeoutSeconds");
+}
+
+// {"cmd": "..."} (or, for build, {"dockerfile": "..."} and the limits);
+// unknown keys refused.
+void parse_step(const Json& doc, const char* key, bool is_build, std::optional<StepSpec>& step,
                 std::optional<std::string>* dockerfile, Problems& p) {
   const Json* v = member(doc, key);
   if (!v) return;
@@ -94,28 +123,40 @@ void parse_step(const Json& doc, const char* key, bool allow_dockerfile, std::op
     return;
   }
   for (const auto& [k, _] : v->items())
-    if (k != "cmd" && !(allow_dockerfile && k == "dockerfile"))
-      p.add(base + "/" + k, allow_dockerfile ? "unknown field (expected cmd or dockerfile)"
-                                             : "unknown field (expected cmd)");
+    if (k != "cmd" && !(is_build && (k == "dockerfile" || k == "mem" || k == "cpus" || k == "timeoutSeconds")))
+      p.add(base + "/" + k, is_build ? "unknown field (expected cmd or dockerfile, and mem, cpus, timeoutSeconds)"
+                                     : "unknown field (expected cmd)");
   const Json* cmd = member(*v, "cmd");
-  const Json* df = allow_dockerfile ? member(*v, "dockerfile") : nullptr;
+  const Json* df = is_build ? member(*v, "dockerfile") : nullptr;
   if (cmd && df) {
     p.add(base, "give either cmd or dockerfile, not both");
     return;
   }
   if (df) {
+    if (has_limits(*v)) p.add(base, "mem, cpus and timeoutSeconds apply to a cmd build only");
     if (!df->is_string()) return p.add(base + "/dockerfile", std::string("expected a string, got ") + type_name(*df));
     auto problem = dockerfile_problem(df->get<std::string>());
     if (!problem.empty()) return p.add(base + "/dockerfile", problem);
     *dockerfile = df->get<std::string>();
     return;
   }
-  if (!cmd) return p.add(base + "/cmd", allow_dockerfile ? "is required (or dockerfile)" : "is required");
+  if (!cmd) return p.add(base + "/cmd", is_build ? "is required (or dockerfile)" : "is required");
   if (!cmd->is_string()) return p.add(base + "/cmd", std::string("expected a string, got ") + type_name(*cmd));
   std::string c = cmd->get<std::string>();
   if (std::all_of(c.begin(), c.end(), [](unsigned char ch) { return ch == ' ' || (ch >= '\t' && ch <= '\r'); }))
     return p.add(base + "/cmd", "must not be empty");
-  step = StepSpec{std::move(c)};
+  StepSpec s;
+  s.cmd = std::move(c);
+  if (is_build) parse_limits(*v, base, s, p);
+  step = std::move(s);
+}
+
+Json step_json(const StepSpec& s) {
+  Json j = {{"cmd", s.cmd}};
+  if (s.mem) j["mem"] = *s.mem;
+  if (s.cpus) j["cpus"] = *s.cpus;
+  if (s.timeout_seconds) j["timeoutSeconds"] = *s.timeout_seconds;
+  return j;
 }
 
 void parse_branch(const Json& doc, RepoSpec& r, Problems& p) {
@@ -202,9 +243,9 @@ Json repo_spec_json(const RepoSpec& r) {
   if (r.dockerfile)
     j["build"] = {{"dockerfile", *r.dockerfile}};
   else if (r.build)
-    j["build"] = {{"cmd", r.build->cmd}};
-  if (r.test) j["test"] = {{"cmd", r.test->cmd}};
-  if (r.release) j["release"] = {{"cmd", r.release->cmd}};
+    j["build"] = step_json(*r.build);
+  if (r.test) j["test"] = step_json(*r.test);
+  if (r.release) j["release"] = step_json(*r.release);
   j["branch"] = r.branch;
   j["autoDeploy"] = r.auto_deploy;
   return j;

@@ -3,7 +3,8 @@
 // autoDeploy). Pure functions, thread-safe.
 //
 //   {"id": "/web", "cmd": "./server", "instances": 2,        <- AppSpec (Marathon names)
-//    "build": {"cmd": "make"}  | {"dockerfile": "Dockerfile"},
+//    "build": {"cmd": "make", "mem": 512, "cpus": 1, "timeoutSeconds": 600}
+//             | {"dockerfile": "Dockerfile"},
 //    "test": {"cmd": "make test"}, "release": {"cmd": "./migrate"},
 //    "branch": "main", "autoDeploy": true}
 //
@@ -13,6 +14,7 @@
 // "/build/cmnd" is an error) because a typo there would silently skip a step;
 // unknown top-level keys go to AppSpec::extra as Marathon clients expect.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,9 +25,17 @@
 
 namespace stele::pipeline {
 
+// The longest a step may be given: one day.
+inline constexpr int64_t kMaxStepTimeoutSeconds = 24 * 3600;
+
 // One shell command run by the pipeline (`sh -c cmd` in the step's sandbox).
+// The limits are accepted on `build` only ({"cmd", "mem", "cpus",
+// "timeoutSeconds"}); unset means the server's defaults for the step.
 struct StepSpec {
-  std::string cmd;  // never empty
+  std::string cmd;                              // never empty
+  std::optional<double> mem;                    // MB, > 0 (the cgroup's memory limit)
+  std::optional<double> cpus;                   // > 0
+  std::optional<int64_t> timeout_seconds;       // 1..kMaxStepTimeoutSeconds
 
   friend bool operator==(const StepSpec&, const StepSpec&) = default;
 };

@@ -343,7 +343,7 @@ TEST_F(TaskRunnerTest, OomKillIsReported) {
   s.mem = 32;
   auto st = run_to_end(s, 30);
   EXPECT_EQ(st.state, "failed");
-  EXPECT_EQ(st.reason, "OOM killed (memory limit 32 MB)") << st.message;
+  EXPECT_EQ(st.reason, "memory limit exceeded (32 MB)") << st.message;
 }
 
 }  // namespace

@@ -70,11 +70,46 @@ TEST_F(Cli, VerbArgumentsAreChecked) {
   EXPECT_THROW(parse({"rollback", "/web", "x"}), CLI::ParseError);  // not a number
 }
 
+TEST_F(Cli, DeployTakesAFileOrAReleaseOfAnApp) {
+  EXPECT_THROW(parse({"deploy", "/web"}), CLI::ParseError);                            // neither
+  EXPECT_THROW(parse({"deploy", "-f", "a.json", "--release", "3"}), CLI::ParseError);  // both
+  EXPECT_THROW(parse({"deploy", "-f", "a.json", "/web"}), CLI::ParseError);            // a file names its app
+  EXPECT_THROW(parse({"deploy", "--release", "3"}), CLI::ParseError);                  // which app?
+  parse({"deploy", "/web", "--release", "3", "--wait"});
+  EXPECT_EQ(selected()->get_name(), "deploy");
+}
+
+TEST_F(Cli, PipelineVerbArgumentsAreChecked) {
+  EXPECT_THROW(parse({"run", "/web"}), CLI::ParseError);                          // CMD missing
+  EXPECT_THROW(parse({"config", "set", "/web"}), CLI::ParseError);                // KEY=VALUE missing
+  EXPECT_THROW(parse({"pipeline", "/web", "--release", "0"}), CLI::ParseError);   // releases start at 1
+  EXPECT_THROW(parse({"create"}), CLI::ParseError);                               // NAME missing
+  parse({"run", "/web", "--", "ls", "-l", "--api", "x"});  // after --, everything is the command
+  EXPECT_EQ(selected()->get_name(), "run");
+  EXPECT_EQ(selected()->flags().api, "");
+}
+
+TEST_F(Cli, ConfigSubcommandsRunThemselves) {
+  parse({"config", "set", "/web", "A=1", "--api", "http://h:4"});
+  ASSERT_NE(selected(), nullptr);
+  EXPECT_EQ(selected()->get_name(), "config");
+  auto subs = selected()->get_subcommands();
+  ASSERT_EQ(subs.size(), 1u);
+  EXPECT_EQ(subs[0]->get_name(), "set");
+  EXPECT_EQ(selected()->flags().api, "http://h:4");
+}
+
 TEST_F(Cli, EveryVerbExplainsItselfWithAnExample) {
-  std::vector<std::string> verbs = {"apps",        "app",  "deploy",  "scale",    "restart", "rollback",
-                                    "releases",    "ps",   "nodes",   "deployments", "events"};
+  std::vector<std::string> verbs = {"apps",     "app",    "deploy",   "scale",       "restart", "rollback",
+                                    "releases", "ps",     "nodes",    "deployments", "events",  "create",
+                                    "pipeline", "run",    "config",   "config set",  "config unset"};
   for (const auto& v : verbs) {
-    CLI::App* sub = app_.get_subcommand(v);
+    CLI::App* sub = &app_;
+    for (size_t start = 0; start <= v.size();) {
+      size_t space = v.find(' ', start);
+      sub = sub->get_subcommand(v.substr(start, space == std::string::npos ? std::string::npos : space - start));
+      start = space == std::string::npos ? v.size() + 1 : space + 1;
+    }
     std::string help = sub->help();
     EXPECT_FALSE(sub->get_description().empty()) << v;
     EXPECT_NE(help.find("Example:\n  stele " + v), std::string::npos) << help;

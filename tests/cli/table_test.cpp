@@ -106,6 +106,25 @@ TEST(FormatMem, MegabytesToHumanUnits) {
   EXPECT_EQ(format_mem(1536 * 1024), "1.5T");
 }
 
+TEST(FormatBytes, BinaryUnits) {
+  EXPECT_EQ(format_bytes(0), "0B");
+  EXPECT_EQ(format_bytes(1023), "1023B");
+  EXPECT_EQ(format_bytes(1536), "1.5K");
+  EXPECT_EQ(format_bytes(200 * 1024), "200K");
+  EXPECT_EQ(format_bytes(3.25 * 1024 * 1024), "3.2M");
+  EXPECT_EQ(format_bytes(40.0 * 1024 * 1024 * 1024), "40G");
+  EXPECT_EQ(format_bytes(-1), "-");
+}
+
+TEST(FormatDurationMs, TenthsUnderTenSecondsThenAges) {
+  EXPECT_EQ(format_duration_ms(0), "0.0s");
+  EXPECT_EQ(format_duration_ms(430), "0.4s");
+  EXPECT_EQ(format_duration_ms(9'949), "9.9s");
+  EXPECT_EQ(format_duration_ms(12'500), "12s");
+  EXPECT_EQ(format_duration_ms(192'000), "3m12s");
+  EXPECT_EQ(format_duration_ms(-5), "0.0s");
+}
+
 TEST(ShortDigest, ShortensLongHexIds) {
   EXPECT_EQ(short_digest("sha256:0123456789abcdef0123456789abcdef"), "0123456789ab");
   EXPECT_EQ(short_digest("0123456789abcdef0123"), "0123456789ab");

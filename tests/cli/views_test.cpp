@@ -134,14 +134,35 @@ TEST(Changes, FromToOrOneValue) {
 
 TEST(ReleasesTable, NewestFirstWithTheCurrentMarked) {
   Json r1 = {{"number", 1}, {"status", "ready"}, {"cause", "api"}, {"artifact", ""},
-             {"version", "2023-11-14T22:00:00.000Z"}, {"created", kNow - 800'000}, {"current", false}};
-  Json r2 = {{"number", 2}, {"status", "ready"}, {"cause", "push"},
-             {"artifact", "sha256:0123456789abcdef0123456789abcdef"},
-             {"version", "2023-11-14T22:13:00.000Z"}, {"created", kNow - 20'000}, {"current", true}};
-  EXPECT_EQ(releases_table(Json::array({r1, r2}), kNow).render(),
-            "RELEASE   CURRENT   STATUS   CAUSE   ARTIFACT       VERSION                    AGE\n"
-            "2         *         ready    push    0123456789ab   2023-11-14T22:13:00.000Z   20s\n"
-            "1                   ready    api     -              2023-11-14T22:00:00.000Z   13m20s\n");
+             {"created", kNow - 800'000}, {"current", false}};
+  Json r2 = {{"number", 2},         {"status", "ready"},
+             {"cause", "push"},     {"artifact", "sha256:0123456789abcdef0123456789abcdef"},
+             {"artifactSize", 2048}, {"sha", "89abcdef0123456789"},
+             {"createdAt", "2023-11-14T22:13:00.000Z"}, {"current", true},
+             {"durations", {{"receive", 10}, {"build", 61'000}, {"test", 1'250}, {"smoke", 12'000}}}};
+  EXPECT_EQ(releases_table(Json::array({r1, r2}), 0, kNow).render(),
+            "RELEASE   CURRENT   STATUS   CAUSE   SHA        ARTIFACT            BUILD   TEST   SMOKE   AGE      NOTE\n"
+            "2         *         ready    push    89abcdef   0123456789ab 2.0K   1m1s    1.2s   12s     20s\n"
+            "1                   ready    api     -          -                   -       -      -       13m20s\n");
+}
+
+TEST(ReleasesTable, CurrentFromTheAppAndNotesOfFailedAndReusedReleases) {
+  Json failed = {{"number", 4}, {"status", "failed"}, {"step", "smoke"}, {"reason", "not healthy within 60 s"}};
+  Json reused = {{"number", 3}, {"status", "ready"}, {"reusedFrom", 1}};
+  Json building = {{"number", 5}, {"status", "building"}, {"step", "build"}};
+  Table t = releases_table(Json::array({reused, failed, building}), 3, kNow);
+  std::string out = t.render();
+  EXPECT_NE(out.find("5                   building"), std::string::npos) << out;
+  EXPECT_NE(out.find("   build\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("smoke: not healthy within 60 s\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("3         *         ready"), std::string::npos) << out;
+  EXPECT_NE(out.find("slug of r1\n"), std::string::npos) << out;
+}
+
+TEST(ConfigTable, SortedKeysAndValuesAsSent) {
+  EXPECT_EQ(config_table(Json{{"B", "2"}, {"A", "***"}, {"N", 3}}).render(), "KEY   VALUE\nA     ***\nB     2\nN     3\n");
+  EXPECT_TRUE(config_table(Json::object()).empty());
+  EXPECT_TRUE(config_table(Json::array()).empty());
 }
 
 TEST(AppDetails, SummarisesStateAndSpec) {

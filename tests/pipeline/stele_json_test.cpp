@@ -177,3 +177,45 @@ TEST(SteleJson, RoundTripsThroughItsJson) {
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(*again, *r);
 }
+
+TEST(SteleJson, BuildLimitsAreRead) {
+  auto r = parse_stele_json(R"({"cmd": "x", "build": {"cmd": "make", "mem": 256, "cpus": 0.5, "timeoutSeconds": 600}})",
+                            "/web");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->build->cmd, "make");
+  EXPECT_EQ(r->build->mem, 256.0);
+  EXPECT_EQ(r->build->cpus, 0.5);
+  EXPECT_EQ(r->build->timeout_seconds, 600);
+  auto again = parse_repo_spec(repo_spec_json(*r), "/web");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, *r);
+}
+
+TEST(SteleJson, BuildLimitsDefaultToUnset) {
+  auto r = parse_stele_json(R"({"cmd": "x", "build": {"cmd": "make", "mem": null}})", "/web");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(r->build->mem);
+  EXPECT_FALSE(r->build->cpus);
+  EXPECT_FALSE(r->build->timeout_seconds);
+  EXPECT_EQ(repo_spec_json(*r)["build"], Json({{"cmd", "make"}}));  // nothing invented
+}
+
+TEST(SteleJson, BadBuildLimitsAreEachNamed) {
+  Error e = parse_error(R"({"cmd": "x", "build": {"cmd": "make", "mem": 0, "cpus": "two", "timeoutSeconds": 1.5}})");
+  EXPECT_EQ(errors_at(e, "/build/mem"), std::vector<std::string>{"expected a number > 0, got 0"});
+  EXPECT_EQ(errors_at(e, "/build/cpus"), std::vector<std::string>{"expected a number > 0, got string"});
+  ASSERT_EQ(errors_at(e, "/build/timeoutSeconds").size(), 1u);
+  EXPECT_NE(errors_at(e, "/build/timeoutSeconds")[0].find("whole seconds from 1 to 86400"), std::string::npos);
+  e = parse_error(R"({"cmd": "x", "build": {"cmd": "make", "mem": -512, "timeoutSeconds": 86401}})");
+  EXPECT_FALSE(errors_at(e, "/build/mem").empty());
+  EXPECT_FALSE(errors_at(e, "/build/timeoutSeconds").empty());
+}
+
+TEST(SteleJson, LimitsBelongToCmdBuildsOnly) {
+  Error e = parse_error(R"({"cmd": "x", "test": {"cmd": "t", "mem": 64}, "release": {"cmd": "r", "timeoutSeconds": 5}})");
+  EXPECT_FALSE(errors_at(e, "/test/mem").empty());
+  EXPECT_FALSE(errors_at(e, "/release/timeoutSeconds").empty());
+  e = parse_error(R"({"cmd": "x", "build": {"dockerfile": "Dockerfile", "mem": 64}})");
+  ASSERT_EQ(errors_at(e, "/build").size(), 1u);
+  EXPECT_NE(errors_at(e, "/build")[0].find("cmd build only"), std::string::npos);
+}

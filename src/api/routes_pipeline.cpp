@@ -1,0 +1,236 @@
+// Pipeline routes: the post-receive hook's stream, push webhooks, release
+// logs, config, one-off runs and step output from agents (docs/pipeline.md).
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+#include "api/api_impl.h"
+#include "pipeline/pipeline.h"
+
+namespace stele::api {
+
+using net::HttpRequest;
+using net::HttpResponse;
+
+namespace {
+
+HttpResponse no_pipeline() {
+  return HttpResponse::json(503, {{"message", "this server runs no pipeline (no artifact store configured)"}});
+}
+
+std::string ndjson(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"; }
+
+// Text answer that follows a release's log until its pipeline ends.
+HttpResponse follow_release(ApiServer::Impl& s, const std::string& app_id, int64_t n, std::string preface) {
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "text/plain; charset=utf-8";
+  r.stream = [&s, app_id, n, preface](net::StreamWriter& w) -> net::awaitable<void> {
+    if (!preface.empty()) {
+      std::string p = preface;
+      if (!co_await w.write(std::move(p))) co_return;
+    }
+    pipeline::Pipeline& p = *s.pipeline;
+    std::function<bool()> done = [&p, app_id, n] { return p.finished(app_id, n); };
+    std::string path = p.log_path(app_id, n);
+    co_await p.follow(w, path, done);
+    const deploy::Release* rel = s.cluster.release(app_id, n);
+    std::string status = rel ? rel->status : "gone";
+    std::string tail = "=====> release " + std::to_string(n) + " " + status + "\n";
+    co_await w.write(std::move(tail));
+  };
+  return r;
+}
+
+HttpResponse receive_hook(ApiServer::Impl& s, const HttpRequest& req) {
+  auto body = body_json(req);
+  if (!body) return HttpResponse::error(body.error(), 400);
+  std::string app_id = canonical_app_id(body->value("app", ""));
+  std::vector<pipeline::RefUpdate> updates;
+  if (body->contains("updates") && (*body)["updates"].is_array())
+    for (const auto& u : (*body)["updates"])
+      if (u.is_object())
+        updates.push_back({u.value("before", ""), u.value("after", ""), u.value("ref", "")});
+  if (updates.empty())
+    return HttpResponse::error(Error{"updates must list the pushed refs", {{"/updates", {"expected [{before, after, ref}]"}}}, 422});
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "text/plain; charset=utf-8";
+  std::string actor = s.actor(req);
+  r.stream = [&s, app_id, updates, actor](net::StreamWriter& w) -> net::awaitable<void> {
+    auto res = co_await s.pipeline->receive(app_id, updates, "push", actor);
+    if (!res) {
+      std::string msg = "!!!!!> " + res.error().message + "\n";
+      co_await w.write(std::move(msg));
+      co_return;
+    }
+    if (!res->message.empty()) {
+      std::string msg = "-----> " + res->message + "\n";
+      if (!co_await w.write(std::move(msg))) co_return;
+    }
+    if (res->release == 0) co_return;
+    s.kick();
+    pipeline::Pipeline& p = *s.pipeline;
+    int64_t n = res->release;
+    std::function<bool()> done = [&p, app_id, n] { return p.finished(app_id, n); };
+    std::string path = p.log_path(app_id, n);
+    co_await p.follow(w, path, done);
+    const deploy::Release* rel = s.cluster.release(app_id, n);
+    std::string tail = "=====> release " + std::to_string(n) + " " + (rel ? rel->status : std::string("gone")) + "\n";
+    co_await w.write(std::move(tail));
+  };
+  return r;
+}
+
+// GitHub/Gitea push payload -> fetch into the app's repo -> the same pipeline.
+net::awaitable<HttpResponse> webhook(ApiServer::Impl& s, HttpRequest& req) {
+  if (!s.opts.webhook_secret.empty()) {
+    if (!pipeline::valid_hub_signature(s.opts.webhook_secret, req.body, req.header("x-hub-signature-256")))
+      co_return HttpResponse::json(401, {{"message", "X-Hub-Signature-256 is missing or does not match the webhook secret"}});
+  } else if (auto denied = s.check_auth(req, true)) {
+    co_return *denied;  // no secret configured: the API token (or loopback) guards it
+  }
+  auto body = body_json(req);
+  if (!body) co_return HttpResponse::error(body.error(), 400);
+  if (req.header("x-github-event") == "ping" || req.header("x-gitea-event") == "ping")
+    co_return HttpResponse::json(200, {{"message", "pong"}});
+  std::string url, ref = body->value("ref", ""), after = body->value("after", ""), name;
+  if (body->contains("repository") && (*body)["repository"].is_object()) {
+    url = (*body)["repository"].value("clone_url", "");
+    name = (*body)["repository"].value("name", "");
+  }
+  Error bad{"push payload is not valid", {}, 422};
+  if (url.empty()) bad.details.push_back({"/repository/clone_url", {"required"}});
+  if (ref.rfind("refs/", 0) != 0) bad.details.push_back({"/ref", {"expected refs/heads/<branch>"}});
+  if (after.size() != 40) bad.details.push_back({"/after", {"expected a 40-hex commit id"}});
+  if (!bad.details.empty()) co_return HttpResponse::error(bad);
+  std::string app_id = req.query_param("app");
+  if (app_id.empty()) {
+    for (const auto* a : s.cluster.apps())
+      if (app_name(a->id) == name) app_id = a->id;
+  } else {
+    app_id = canonical_app_id(app_id);
+  }
+  if (app_id.empty() || !s.cluster.app(app_id))
+    co_return HttpResponse::json(404, {{"message", "no app for repository '" + name + "' (name an app with ?app=ID)"}});
+  auto fetched = co_await s.git->fetch(app_id, url, ref);
+  if (!fetched) co_return HttpResponse::json(502, {{"message", "cannot fetch " + ref + " from " + url + ": " + fetched.error().message}});
+  std::vector<pipeline::RefUpdate> updates = {{"", *fetched, ref}};
+  auto res = co_await s.pipeline->receive(app_id, updates, "webhook", s.actor(req));
+  if (!res) co_return HttpResponse::error(res.error());
+  s.kick();
+  co_return HttpResponse::json(202, {{"app", app_id}, {"release", res->release}, {"message", res->message}});
+}
+
+HttpResponse run_app(ApiServer::Impl& s, const HttpRequest& req, const std::string& app_id) {
+  auto body = body_json(req);
+  if (!body) return HttpResponse::error(body.error(), 400);
+  std::string cmd = body->value("cmd", "");
+  std::optional<int64_t> n;
+  if (body->contains("release") && (*body)["release"].is_number_integer()) n = (*body)["release"].get<int64_t>();
+  auto id = s.pipeline->start_run(app_id, n, cmd, s.actor(req));
+  if (!id) return HttpResponse::error(id.error());
+  s.kick();
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "application/x-ndjson";
+  std::string task = *id;
+  r.stream = [&s, task](net::StreamWriter& w) -> net::awaitable<void> {
+    pipeline::Pipeline& p = *s.pipeline;
+    Json started = {{"type", "started"}, {"task", task}};
+    std::string first = ndjson(started);
+    if (!co_await w.write(std::move(first))) co_return;
+    struct Wrap final : net::StreamWriter {
+      net::StreamWriter& out;
+      explicit Wrap(net::StreamWriter& o) : out(o) {}
+      net::awaitable<bool> write(std::string data) override {
+        Json line = {{"type", "output"}, {"data", data}};
+        std::string text = ndjson(line);
+        co_return co_await out.write(std::move(text));
+      }
+      bool closed() const override { return out.closed(); }
+    } wrap(w);
+    std::function<bool()> done = [&p, task] { return p.task_end(task).has_value(); };
+    std::string path = p.output_path(task);
+    co_await p.follow(wrap, path, done);
+    auto end = p.task_end(task);
+    int code = end ? end->value("exitCode", end->value("state", "") == "finished" ? 0 : 1) : 1;
+    std::string reason = end ? end->value("reason", "") : "the task's end was not seen";
+    if (reason == "exited") reason.clear();
+    Json last = {{"type", "exit"}, {"code", code}, {"reason", reason}};
+    std::string text = ndjson(last);
+    co_await w.write(std::move(text));
+  };
+  return r;
+}
+
+Json masked(const std::map<std::string, std::string>& config, bool reveal) {
+  Json out = Json::object();
+  for (const auto& [k, v] : config) out[k] = reveal ? v : std::string("****");
+  return out;
+}
+
+}  // namespace
+
+HttpResponse release_log(ApiServer::Impl& s, const HttpRequest& req, const std::string& app_id, int64_t n) {
+  if (!s.pipeline) return no_pipeline();
+  if (!s.cluster.release(app_id, n))
+    return HttpResponse::json(404, {{"message", "app " + app_id + " has no release " + std::to_string(n)}});
+  if (req.query_flag("follow")) return follow_release(s, app_id, n, "");
+  std::ifstream in(s.pipeline->log_path(app_id, n), std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  return HttpResponse::text(200, text);
+}
+
+HttpResponse app_config(ApiServer::Impl& s, const HttpRequest& req, const std::string& app_id) {
+  const deploy::App* app = s.cluster.app(app_id);
+  if (!app) return HttpResponse::json(404, {{"message", "App '" + app_id + "' does not exist"}});
+  bool reveal = req.query_flag("reveal");
+  if (reveal)
+    if (auto denied = s.check_auth(req, true)) return *denied;
+  return HttpResponse::json(200, {{"config", masked(app->config, reveal)}});
+}
+
+HttpResponse patch_config(ApiServer::Impl& s, const HttpRequest& req, const std::string& app_id) {
+  auto body = body_json(req);
+  if (!body) return HttpResponse::error(body.error(), 400);
+  if (!body->is_object())
+    return HttpResponse::error(Error{"config patch must be an object {\"KEY\": \"value\" | null}", {{"/", {"expected an object"}}}, 422});
+  std::map<std::string, std::optional<std::string>> changes;
+  Error bad{"config patch is not valid", {}, 422};
+  for (auto& [k, v] : body->items()) {
+    if (v.is_null()) changes[k] = std::nullopt;
+    else if (v.is_string()) changes[k] = v.get<std::string>();
+    else bad.details.push_back({"/" + k, {"expected a string or null"}});
+  }
+  if (!bad.details.empty()) return HttpResponse::error(bad);
+  return change_answer(s.cluster.set_config(app_id, changes, s.actor(req)));
+}
+
+HttpResponse post_run(ApiServer::Impl& s, const HttpRequest& req, const std::string& app_id) {
+  if (!s.pipeline) return no_pipeline();
+  return run_app(s, req, app_id);
+}
+
+void add_pipeline_routes(net::Router& r, ApiServer::Impl& s) {
+  r.add("POST", "/api/v1/hooks/receive", sync_handler(s, [&s](HttpRequest& req) {
+    if (!s.pipeline) return no_pipeline();
+    return receive_hook(s, req);
+  }, true));
+  r.add("POST", "/api/v1/hooks/git", [&s](HttpRequest& req) -> net::awaitable<HttpResponse> {
+    if (!s.pipeline) co_return no_pipeline();
+    co_return co_await webhook(s, req);
+  });
+  r.add("POST", "/api/v1/agent/output", sync_handler(s, [&s](HttpRequest& req) {
+    if (!s.pipeline) return no_pipeline();
+    std::string task = req.query_param("task");
+    int64_t offset = atoll(req.query_param("offset", "0").c_str());
+    auto end = s.pipeline->append_output(task, offset, req.body);
+    if (!end && end.error().code == 409)
+      return HttpResponse::json(409, {{"offset", atoll(end.error().message.c_str())}, {"message", "gap: resend from offset"}});
+    if (!end) return HttpResponse::error(end.error());
+    return HttpResponse::json(200, {{"offset", *end}});
+  }));
+}
+
+}  // namespace stele::api
