@@ -248,6 +248,7 @@ net::awaitable<void> Pipeline::Impl::run(std::string app_id, int64_t n, RepoSpec
   }
   }
   co_await deploy(app_id, n);
+  collect(app_id);  // what was previous before this deploy may be collectable now
   finish(app_id, n);
 }
 

@@ -377,18 +377,49 @@ class PipelineTest(SteleTestCase):
         self.assertRegex(listing, r"(?m)^%d\s+failed\s+push.*smoke" % n3)
         self.assertRegex(listing, r"(?m)^%d\s+\*\s+ready" % n1)
 
-    def test_webhook_with_a_bad_signature_is_refused(self):
-        self.start("32300-32349", env={"STELE_WEBHOOK_SECRET": WEBHOOK_SECRET})
-        self.stele("create", NAME)
-        payload = json.dumps({"ref": "refs/heads/main", "after": "1" * 40, "before": "0" * 40,
-                              "repository": {"name": NAME, "full_name": "example/" + NAME}}).encode()
+    def test_webhook_signature_then_a_signed_push_and_retention(self):
+        self.start("32300-32349", env={"STELE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STELE_RETAIN_RELEASES": "1"})
+        repo = self.create_and_clone()
+        payload = json.dumps({"ref": "refs/heads/main", "after": repo.head(), "before": "0" * 40,
+                              "repository": {"name": NAME, "full_name": "example/" + NAME,
+                                             "clone_url": "file://" + repo.dir}}).encode()
+        hook = self.up.url + "/api/v1/hooks/git"
+        base_headers = {"Content-Type": "application/json", "X-GitHub-Event": "push"}
         wrong = "sha256=" + hmac.new(b"not-the-secret", payload, hashlib.sha256).hexdigest()
         for headers in ({"X-Hub-Signature-256": wrong}, {}):
-            status, doc = http("POST", self.up.url + "/api/v1/hooks/git", payload,
-                               headers=dict({"Content-Type": "application/json", "X-GitHub-Event": "push"}, **headers))
+            status, doc = http("POST", hook, payload, headers=dict(base_headers, **headers))
             self.assertEqual(status, 401, "webhook with signature headers %s answered %s: %s" % (headers, status, doc))
-        time.sleep(2)
+        time.sleep(1)
         self.assertEqual(self.releases(), {}, "a refused webhook made a release")
+
+        # Signed: the server fetches the commit and runs the same pipeline.
+        good = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), payload, hashlib.sha256).hexdigest()
+        status, doc = http("POST", hook, payload, headers=dict(base_headers, **{"X-Hub-Signature-256": good}))
+        self.assertEqual(status, 202, doc)
+        n1 = doc["release"]
+        rel = wait_until(lambda: self.release(n1) if self.release(n1)["status"] in ("ready", "failed") else None,
+                         PUSH_TIMEOUT, "webhook release to finish")
+        self.assertEqual(rel["status"], "ready", rel)
+        self.assertEqual(rel["cause"], "webhook")
+        self.assertEqual(rel["sha"], repo.head())
+        self.wait_serving(n1, "Hello from Stele")
+
+        # Retention 1: after two more pushes, release 1 is neither current, previous nor among
+        # the newest ready one, so its slug goes and it can no longer be deployed.
+        for i in (2, 3):
+            repo.write("templates/index.html.in", repo.read("templates/index.html.in").replace(
+                "Hello from Stele", "Hello %d from Stele" % i).replace("Hello %d from Stele" % (i - 1), "Hello %d from Stele" % i))
+            repo.commit("page %d" % i)
+            n, _ = self.push_ok(repo, "page %d" % i)
+        r1 = self.release(n1)
+        self.assertTrue(r1["artifactCollected"], r1)
+        slug = os.path.join(self.up.data_dir, "server", "artifacts", "sha256", r1["artifact"])
+        self.assertFalse(os.path.exists(slug), "retention left the slug of release %d" % n1)
+        self.assertTrue(os.path.exists(os.path.join(self.up.data_dir, "server", "artifacts", "sha256",
+                                                    self.release(n - 1)["artifact"])), "the rollback target's slug went")
+        r = self.stele("deploy", NAME, "--release", str(n1), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("retention", r.stdout + r.stderr)
 
     def test_build_over_its_memory_limit_fails_and_steps_run_as_the_task_user(self):
         self.start("32350-32399")
