@@ -371,8 +371,13 @@ struct TaskHealth::Shared {
 awaitable<void> TaskHealth::Shared::run(std::shared_ptr<Shared> s, size_t i) {
   auto& timer = *s->timers[i];
   const auto interval = seconds(std::max(1, s->checks[i].interval_seconds));
+  // Until the first success, inside the grace period (where failures are
+  // ignored anyway), probe every 250 ms: a task counts as healthy as soon as
+  // it answers, not up to an interval later. Then Marathon's interval.
+  const auto eager = std::min<std::chrono::steady_clock::duration>(interval, std::chrono::milliseconds(250));
   while (!s->stopped) {
-    auto next = std::chrono::steady_clock::now() + interval;  // start to start, as Marathon's ticks
+    bool waiting_first = s->results[i].first_success.empty() && s->in_grace(i);
+    auto next = std::chrono::steady_clock::now() + (waiting_first ? eager : interval);  // start to start
     Outcome o = co_await s->probe(i);
     if (s->stopped) break;
     s->record(i, o);  // callbacks may destroy the TaskHealth: `s` keeps us alive
