@@ -56,7 +56,19 @@ std::string describe_other(const Json& e) {
 std::string describe_app_event(const std::string& type, const Json& e) {
   std::string release = field_str(e, "release");
   if (type == "app_created") return "app created" + (release.empty() ? "" : " (release " + release + ")");
-  if (type == "release_created") return "release " + release + " created";
+  if (type == "release_created" || type == "release_building" || type == "release_testing" ||
+      type == "release_ready" || type == "release_failed") {
+    std::string status = field_str(e, "status"), cause = field_str(e, "cause"), sha = field_str(e, "sha");
+    std::string s = "release " + release + " " + (type == "release_created" ? "created" : status);
+    if (!cause.empty()) s += " (" + cause + (sha.empty() ? "" : " " + sha.substr(0, 8)) + ")";
+    if (type == "release_failed") s += ": " + field_str(e, "step") + " failed: " + field_str(e, "reason");
+    return s;
+  }
+  if (type == "config_changed") {
+    std::string keys;
+    for (const auto& k : field(e, "keys")) keys += (keys.empty() ? "" : ", ") + (k.is_string() ? k.get<std::string>() : k.dump());
+    return "config changed: " + keys + (release.empty() ? "" : " (release " + release + ")");
+  }
   if (type == "app_deleted") return "app deleted";
   if (type == "app_scaled") return "scaled to " + field_str(e, "instances") + " instances";
   if (type == "app_reverted") {

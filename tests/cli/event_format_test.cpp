@@ -50,6 +50,14 @@ TEST(DescribeEvent, AppAndNodeEvents) {
   EXPECT_EQ(describe_event({{"type", "app_created"}, {"release", 1}, {"actor", "api"}}),
             "app created (release 1) [by api]");
   EXPECT_EQ(describe_event({{"type", "release_created"}, {"release", 4}}), "release 4 created");
+  EXPECT_EQ(describe_event({{"type", "release_ready"}, {"release", 5}, {"status", "ready"}, {"cause", "push"},
+                            {"sha", "0123456789abcdef0123456789abcdef01234567"}}),
+            "release 5 ready (push 01234567)");
+  EXPECT_EQ(describe_event({{"type", "release_failed"}, {"release", 6}, {"status", "failed"}, {"cause", "push"},
+                            {"step", "test"}, {"reason", "exited with status 1"}}),
+            "release 6 failed (push): test failed: exited with status 1");
+  EXPECT_EQ(describe_event({{"type", "config_changed"}, {"keys", {"A", "B"}}, {"release", 7}}),
+            "config changed: A, B (release 7)");
   EXPECT_EQ(describe_event({{"type", "app_scaled"}, {"instances", 5}}), "scaled to 5 instances");
   EXPECT_EQ(describe_event({{"type", "app_reverted"}, {"release", 2}, {"reason", "not healthy"}}),
             "reverted to release 2: not healthy");
