@@ -1,6 +1,7 @@
 // The one binary: wires the subsystems into the roles of design.md —
 // server, agent, executor, up, down — and the CLI client verbs.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <pwd.h>
@@ -134,6 +135,30 @@ std::string resolve_task_user(const std::string& given) {
   return "nobody";
 }
 
+// Tasks run as the task user inside sandboxes under the agent's data dir: every
+// directory above it must let that user through, or every launch fails with
+// an unhelpful exec error. Checked once at start, naming the directory.
+Result<void> check_task_user_reaches(const std::string& data_dir, const std::string& user) {
+  auto creds = ::stele::resolve_task_user(user);
+  if (!creds) return fail("--task-user: " + creds.error().message);
+  std::error_code ec;
+  fs::path p = fs::absolute(data_dir, ec);
+  for (fs::path dir = p.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0) {
+      bool through = (st.st_mode & S_IXOTH) || (st.st_uid == creds->uid && (st.st_mode & S_IXUSR)) ||
+                     (std::find(creds->groups.begin(), creds->groups.end(), st.st_gid) != creds->groups.end() &&
+                      (st.st_mode & S_IXGRP));
+      if (!through)
+        return fail(fmt::format("the task user {} cannot enter {} (mode {:04o}), above the data dir {}: tasks "
+                                "could not start; use a data dir the task user can reach (e.g. chmod o+x {})",
+                                creds->user, dir.string(), st.st_mode & 07777, p.string(), dir.string()));
+    }
+    if (dir == dir.parent_path()) break;
+  }
+  return {};
+}
+
 Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& data_dir, const std::string& server) {
   agent::AgentOptions o;
   o.server_url = server;
@@ -160,6 +185,7 @@ Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& dat
   o.attributes = *attrs;
   o.subscriptions = split_list(f.subscriptions);
   o.task_user = resolve_task_user(f.task_user);
+  if (auto reach = check_task_user_reaches(data_dir, o.task_user); !reach) return fail(reach.error());
   o.agent_timeout_seconds = f.agent_timeout;
   o.recovery_timeout_seconds = f.recovery_timeout;
   o.stele_binary = self_exe();
