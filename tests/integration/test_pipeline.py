@@ -377,6 +377,31 @@ class PipelineTest(SteleTestCase):
         self.assertRegex(listing, r"(?m)^%d\s+failed\s+push.*smoke" % n3)
         self.assertRegex(listing, r"(?m)^%d\s+\*\s+ready" % n1)
 
+        # A pushed release that becomes ready while a deployment runs supersedes it, and both
+        # pushes say so: a slow-starting release (6 s before it answers) is being deployed
+        # when a fast one is pushed.
+        repo.edit_json("stele.json", lambda d: (d["healthChecks"][0].update(path="/health"),
+                                                d.update(cmd="sleep 6; exec python3 server.py")))
+        repo.commit("slow start")
+        slow = {}
+        pusher = threading.Thread(target=lambda: slow.update(out=repo.push()[1]), daemon=True)
+        pusher.start()
+
+        def slow_deploying():
+            deps = self.api.get("/api/v1/deployments")["deployments"]
+            return [d for d in deps if d["appId"] == APP and d["toRelease"] > n3] or None
+        dep = wait_until(slow_deploying, PUSH_TIMEOUT, "the slow release's deployment")[0]
+        repo.edit_json("stele.json", lambda d: d.update(cmd="python3 server.py"))
+        repo.commit("fast start again")
+        n5, out = self.push_ok(repo, "superseding push")
+        pusher.join(PUSH_TIMEOUT)
+        self.assertRegex(out, re.compile(r"Superseding the running deployment", re.I), out)
+        self.assertRegex(slow.get("out", ""), re.compile(r"superseded", re.I), slow.get("out"))
+        self.assertEqual(self.current(), n5)
+        self.wait_serving(n5, "Hello from Stele")
+        finished = [d for d in self.api.get("/api/v1/deployments?all=1")["deployments"] if d["id"] == dep["id"]]
+        self.assertEqual(finished[0]["status"], "canceled", finished)
+
     def test_webhook_signature_then_a_signed_push_and_retention(self):
         self.start("32300-32349", env={"STELE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STELE_RETAIN_RELEASES": "1"})
         repo = self.create_and_clone()
