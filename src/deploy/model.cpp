@@ -154,7 +154,7 @@ Json to_json(const Release& r) {
           {"artifact", r.artifact}, {"status", r.status}, {"cause", r.cause},
           {"created", r.created_ms}, {"finished", r.finished_ms}, {"version", r.version()},
           {"sha", r.sha}, {"tree", r.tree}, {"ref", r.ref}, {"artifactSize", r.artifact_size},
-          {"reusedFrom", r.reused_from}, {"step", r.step}, {"reason", r.reason},
+          {"reusedFrom", r.reused_from}, {"builtOn", r.built_on}, {"step", r.step}, {"reason", r.reason},
           {"durations", r.durations}, {"config", r.config}, {"artifactCollected", r.artifact_collected}};
 }
 
@@ -173,6 +173,7 @@ Release release_from(const Json& j) {
   r.ref = get_or<std::string>(j, "ref", "");
   r.artifact_size = get_or<int64_t>(j, "artifactSize", 0);
   r.reused_from = get_or<int64_t>(j, "reusedFrom", 0);
+  r.built_on = get_or<std::string>(j, "builtOn", "");
   r.step = get_or<std::string>(j, "step", "");
   r.reason = get_or<std::string>(j, "reason", "");
   r.durations = get_or(j, "durations", std::map<std::string, int64_t>{});

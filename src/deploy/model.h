@@ -83,6 +83,7 @@ struct Release {
   std::string sha, tree, ref;
   int64_t artifact_size = 0;
   int64_t reused_from = 0;        // release whose slug this one reuses (same git tree), 0 = built
+  std::string built_on;           // agent that built it (holds the app's build cache)
   std::string step;               // the pipeline step running, or the one that failed
   std::string reason;             // why it failed
   std::map<std::string, int64_t> durations;  // step -> ms

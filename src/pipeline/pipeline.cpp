@@ -73,7 +73,6 @@ struct Pipeline::Impl {
   std::map<std::string, Json> ended;           // step task id -> final event (runs read it)
   std::deque<std::string> ended_order;
   std::set<std::pair<std::string, int64_t>> running;  // pipelines in flight
-  std::map<std::string, std::string> build_agent;     // app -> agent holding its build cache
 
   Impl(asio::io_context& i, deploy::Cluster& c, GitRepos& g, artifact::ArtifactStore& a, PipelineOptions o)
       : io(i), cluster(c), git(g), artifacts(a), opts(std::move(o)), changed(i.get_executor()) {}
@@ -319,15 +318,17 @@ net::awaitable<bool> Pipeline::Impl::build(const std::string& app_id, int64_t n,
     req.spec.env["SOURCE_VERSION"] = sha;
     req.step = {{"kind", "build"}, {"cmd", b.cmd}, {"timeoutSeconds", timeout}, {"source", digest},
                 {"cacheKey", app_name(app_id)}};
-    auto pref = build_agent.find(app_id);
-    if (pref != build_agent.end()) req.prefer_agent = pref->second;
+    // The agent that built the app last keeps its build cache: prefer it.
+    auto rels = cluster.releases(app_id);
+    for (auto it = rels.rbegin(); it != rels.rend() && req.prefer_agent.empty(); ++it) req.prefer_agent = (*it)->built_on;
     auto end = co_await run_step(app_id, n, req, timeout);
     (void)artifacts.remove(digest);  // the source is not kept past its build
     if (!end) {
       fail_release(app_id, n, "build", end.error().message, now_ms() - start);
       co_return false;
     }
-    build_agent[app_id] = end->value("agentId", "");
+    std::string agent = end->value("agentId", "");
+    (void)update(app_id, n, [&](deploy::Release& x) { x.built_on = agent; });
     if (std::string why = step_failure(*end); !why.empty()) {
       fail_release(app_id, n, "build", why, now_ms() - start);
       co_return false;

@@ -176,3 +176,21 @@ TEST_F(PipelineClusterTest, PendingStepLaunchIsResentAfterRestart) {
   EXPECT_EQ(cmds[0].body["step"]["cmd"], "make test");
   EXPECT_EQ(cmds[0].body["artifact"], std::string(64, 'a'));
 }
+
+TEST_F(PipelineClusterTest, BuildGoesToThePreferredAgentWhenItFits) {
+  add_agent("a1", "host1");
+  add_agent("a2", "host2");
+  ASSERT_TRUE(cluster_->create_empty_app("/web", "test"));
+  StepRequest req;
+  req.app_id = "/web";
+  req.release = 1;
+  req.kind = "build";
+  req.spec = web_spec(1, "make");
+  req.step = {{"kind", "build"}, {"cmd", "make"}};
+  for (const char* agent : {"a2", "a1", "a2"}) {
+    req.prefer_agent = agent;
+    auto id = cluster_->start_step(req, "pipeline");
+    ASSERT_TRUE(id);
+    EXPECT_EQ(cluster_->task(*id)->agent_id, agent) << "the agent holding the build cache";
+  }
+}
