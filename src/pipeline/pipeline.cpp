@@ -204,6 +204,7 @@ struct Pipeline::Impl {
   net::awaitable<bool> release_step(const std::string& app_id, int64_t n, const RepoSpec& repo);
   net::awaitable<void> deploy(const std::string& app_id, int64_t n);
   void collect(const std::string& app_id);
+  void remove_step_outputs(const std::string& app_id, int64_t n);
 };
 
 net::awaitable<void> Pipeline::Impl::run(std::string app_id, int64_t n, RepoSpec repo, int64_t received_ms) {
@@ -517,6 +518,14 @@ net::awaitable<void> Pipeline::Impl::deploy(const std::string& app_id, int64_t n
   }
 }
 
+// The raw output files of a release's step tasks (its log keeps the text).
+void Pipeline::Impl::remove_step_outputs(const std::string& app_id, int64_t n) {
+  std::string prefix = fmt::format("{}-r{}.", app_name(app_id), n);
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(fs::path(opts.data_dir) / "steps", ec))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+}
+
 // Retention: the slugs of the newest `retain_releases` ready releases stay,
 // and always those of the running, previous and deploying releases.
 void Pipeline::Impl::collect(const std::string& app_id) {
@@ -540,6 +549,7 @@ void Pipeline::Impl::collect(const std::string& app_id) {
     if (!keep.count(r->number) && !r->artifact.empty() && !r->artifact_collected) drop.emplace_back(r->number, r->artifact);
   for (auto& [number, digest] : drop) {
     (void)cluster.mark_artifact_collected(app_id, number);
+    remove_step_outputs(app_id, number);
     if (!kept_digests.count(digest) && artifacts.has(digest)) {
       (void)artifacts.remove(digest);
       spdlog::info("{}: retention removed slug {} of release {}", app_id, short_id(digest, 12), number);
@@ -556,6 +566,8 @@ Pipeline::Pipeline(asio::io_context& io, deploy::Cluster& cluster, GitRepos& git
 Pipeline::~Pipeline() = default;
 
 void Pipeline::recover() {
+  std::error_code ec;
+  fs::remove_all(fs::path(impl_->opts.data_dir) / "tmp", ec);  // exports of pipelines that died with the server
   for (const deploy::App* app : impl_->cluster.apps())
     for (const deploy::Release* r : impl_->cluster.releases(app->id))
       if (r->status == "building" || r->status == "testing")
