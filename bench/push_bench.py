@@ -8,6 +8,8 @@ per round:
                            answers on its own port with the new release's page
   push -> old retired      ... until no instance of an older release is alive
   receive/build/test/smoke the pipeline's own step durations (release record)
+  deploy                   the rest of push -> first response (git transfer, hook,
+                           placement, the new instance starting and answering)
   own cmd time             how long the build and test commands themselves ran
                            (their tasks' running -> finished events)
   minus own                push -> first response minus that (target <= 3 s)
@@ -149,7 +151,10 @@ def main():
             rows.append({"round": rnd, "first": first, "retired": retired or float("nan"), "receive": d.get("receive", 0),
                          "build": d.get("build", 0), "test": d.get("test", 0), "smoke": d.get("smoke", 0),
                          "own": own, "minus_own": first - own, "slug": rel.get("artifactSize", 0)})
-        cols = ["first", "retired", "receive", "build", "test", "smoke", "own", "minus_own"]
+            # The rest: git's transfer and hook start-up, step placement, and the rolling deploy
+            # up to the first answer of a new instance.
+            rows[-1]["deploy"] = first - sum(rows[-1][k] for k in ("receive", "build", "test", "smoke"))
+        cols = ["first", "retired", "receive", "build", "test", "smoke", "deploy", "own", "minus_own"]
         print("push_bench: examples/hello, %d rounds after the first deploy (ms)" % args.rounds)
         print("%-6s %s %10s" % ("round", " ".join("%10s" % c for c in cols), "slug B"))
         for r in rows:
