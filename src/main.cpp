@@ -492,7 +492,7 @@ int main(int argc, char** argv) {
                "Roles: server, agent, up, down (and executor, started by agents). Every other verb is a client of the API."};
   app.require_subcommand(1);
   Flags f;
-  auto* server = app.add_subcommand("server", "run the control plane (API, scheduler, deployments)");
+  auto* server = app.add_subcommand("server", "run the control plane (API, scheduler, deployments, git + pipeline, artifact store)");
   add_common_flags(server, f);
   add_server_flags(server, f);
   auto* agentc = app.add_subcommand("agent", "run an agent: offers this host's resources and runs tasks");
