@@ -591,6 +591,10 @@ net::awaitable<Result<ReceiveResult>> Pipeline::receive(const std::string& app_i
     if (!text) co_return fail(text.error());
     Result<RepoSpec> repo = fail(Error{"stele.json not found at the repository root", {{"/", {"missing"}}}, 422});
     if (*text) repo = parse_stele_json(**text, app_id);
+    if (repo && repo->dockerfile)
+      repo = fail(Error{"Dockerfile builds need this server's Docker support, which is not built yet; use "
+                        "\"build\": {\"cmd\": ...}",
+                        {{"/build/dockerfile", {"not supported yet"}}}, 422});
     std::string branch = repo ? repo->branch : std::string("main");
     if (u.ref != "refs/heads/" + branch && !(updates.size() == 1 && !repo)) {
       skipped.push_back(fmt::format("{} is not the deploy branch ({}): not built", u.ref, branch));
