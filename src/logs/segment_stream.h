@@ -1,0 +1,120 @@
+// StreamFiles: one stream's files on disk -- the wal (uncompressed tail,
+// fdatasync'ed per append) and its segments of zstd blocks -- with recovery,
+// block cutting, segment rollover and retention deletes. Internal to
+// LogStore.
+//
+// Layout: <store>/<stream key>/wal and <store>/<stream key>/<first seq, 20 digits>.seg
+// Invariant: every record of the stream is in a segment block or in the wal;
+// the wal is only replaced (wal.new + rename) after the segments it no longer
+// covers are fdatasync'ed.
+//
+// Thread-safety: writer methods (append, cut_block, roll, rewrite_wal,
+// delete_segment) need the store's writer mutex; `mu` guards `segments` and
+// the pending tail for readers (snapshot()).
+#pragma once
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/result.h"
+#include "logs/segment.h"
+
+namespace stele::logs {
+
+struct BlockRef {
+  uint64_t offset = 0;
+  uint32_t size = 0;  // whole frame
+  BlockHeader h;
+};
+
+struct SegmentInfo {
+  std::string path;
+  uint64_t bytes = 0;
+  std::vector<BlockRef> blocks;  // sparse index, in file order
+  int64_t first_write_ms() const { return blocks.empty() ? 0 : blocks.front().h.write_ms; }
+  int64_t last_write_ms() const { return blocks.empty() ? 0 : blocks.back().h.write_ms; }
+};
+
+// What a reader needs from one stream, copied under its mutex.
+struct StreamSnapshot {
+  struct Block {
+    std::string path;
+    BlockRef ref;
+  };
+  std::vector<Block> blocks;
+  std::string pending;  // encoded records not yet in a block
+  BlockHeader pending_h;
+};
+
+struct StreamLimits {
+  size_t block_bytes;
+  uint64_t segment_bytes;
+  int64_t segment_age_ms;
+  size_t dedup_window;
+  uint64_t wal_rewrite_bytes;
+  int zstd_level;
+};
+
+class StreamFiles {
+ public:
+  StreamFiles(std::string key, std::string dir, StreamLimits limits);
+  ~StreamFiles();
+  StreamFiles(const StreamFiles&) = delete;
+  StreamFiles& operator=(const StreamFiles&) = delete;
+
+  const std::string& key() const { return key_; }
+  // Creates (new stream) or recovers (existing) the files; torn tails are truncated.
+  Result<void> open(bool create);
+  uint64_t last_seq() const { return last_seq_; }
+
+  bool seen_chunk(const std::string& id) const { return chunk_set_.count(id) != 0; }
+  // Durably appends pre-encoded records (seqs first..last) and remembers chunk_id.
+  Result<void> append(std::string_view records, const BlockHeader& h, std::string_view chunk_id, int64_t now_ms);
+  // Compresses the pending tail into a block and rewrites the wal.
+  Result<void> flush(int64_t now_ms);
+  // Closes the active segment when it is past segment_age_ms (retention can then delete it).
+  Result<void> roll_if_old(int64_t now_ms);
+
+  // Retention: segments other than the active one, oldest first.
+  struct Deletable {
+    std::string path;
+    uint64_t bytes;
+    int64_t last_write_ms;
+  };
+  std::vector<Deletable> deletable() const;
+  Result<void> delete_segment(const std::string& path);
+  uint64_t disk_bytes() const;
+
+  StreamSnapshot snapshot(bool (*keep)(const BlockHeader&, const void*), const void* arg) const;
+  std::vector<std::string> segment_paths() const;
+
+ private:
+  Result<void> recover_segments();
+  Result<void> recover_wal();
+  Result<void> cut_block(int64_t now_ms);
+  Result<void> ensure_segment(int64_t now_ms, uint64_t first_seq);
+  Result<void> close_active();
+  Result<void> rewrite_wal();
+  void remember_chunk(std::string_view id);
+
+  std::string key_, dir_, wal_path_;
+  StreamLimits lim_;
+  // Writer-only state.
+  int wal_fd_ = -1;
+  uint64_t wal_bytes_ = 0;
+  int seg_fd_ = -1;          // active segment = segments_.back() when >= 0
+  bool seg_dirty_ = false;   // blocks written but not yet fdatasync'ed
+  uint64_t last_seq_ = 0;
+  std::deque<std::string> chunks_;
+  std::unordered_set<std::string> chunk_set_;
+
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<SegmentInfo>> segments_;  // GUARDED_BY(mu_)
+  std::string pending_;                                 // GUARDED_BY(mu_)
+  BlockHeader pending_h_;                               // GUARDED_BY(mu_)
+};
+
+}  // namespace stele::logs
