@@ -13,6 +13,7 @@ extern char** environ;
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -29,6 +30,9 @@ extern char** environ;
 #include "common/names.h"
 #include "common/spec.h"
 #include "deploy/cluster.h"
+#include "logs/forward_server.h"
+#include "logs/log_store.h"
+#include "net/offload.h"
 #include "net/http_server.h"
 #include "store/store.h"
 
@@ -61,6 +65,9 @@ struct Flags {
   double build_cpus = 1;
   int64_t build_timeout = 900;
   int retain_releases = 10;
+  std::string forward_listen = "127.0.0.1:24224";  // "off": no forward input
+  std::string forward_shared_key;
+  std::string log_retention = "7d,10GB";
   bool verbose = false;
 };
 
@@ -192,17 +199,67 @@ Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& dat
   return o;
 }
 
+// Every ~10 s the log store's idle tails are compressed and retention is
+// applied, on the worker pool (both block on disk).
+void log_maintenance(std::shared_ptr<logs::LogStore> logs, std::shared_ptr<asio::steady_timer> t,
+                     std::shared_ptr<std::atomic<bool>> busy) {
+  t->expires_after(std::chrono::seconds(10));
+  t->async_wait([logs, t, busy](boost::system::error_code ec) {
+    if (ec) return;
+    if (!busy->exchange(true)) {
+      asio::post(net::worker_pool(), [logs, busy] {
+        if (auto r = logs->flush(); !r) spdlog::warn("log store flush: {}", r.error().message);
+        if (auto r = logs->enforce_retention(); !r) spdlog::warn("log retention: {}", r.error().message);
+        busy->store(false);
+      });
+    }
+    log_maintenance(logs, t, busy);
+  });
+}
+
 // The control plane inside one io_context.
 struct ServerRole {
+  // Declared first so it outlives the API and the forward input that use it.
+  std::shared_ptr<logs::LogStore> logs;
+  std::unique_ptr<asio::steady_timer> log_timer;
   std::unique_ptr<store::Store> store;
   SystemClock clock;
   std::unique_ptr<deploy::Cluster> cluster;
   std::unique_ptr<api::ApiServer> api;
   std::unique_ptr<net::HttpServer> http;
+  std::unique_ptr<logs::ForwardServer> forward;  // nullptr with --forward-listen off
   std::string bound;
+  std::string forward_bound;  // "" when off
+
+  Result<void> open_logs(asio::io_context& io, const Flags& f, const fs::path& data_dir) {
+    auto retention = logs::parse_retention(f.log_retention);
+    if (!retention) return fail("--log-retention '" + f.log_retention + "': " + retention.error().message);
+    logs::LogStoreOptions lo;
+    lo.retention = *retention;
+    logs = std::make_shared<logs::LogStore>((data_dir / "logs").string(), lo);
+    if (auto r = logs->open(); !r) return fail("log store " + (data_dir / "logs").string() + ": " + r.error().message);
+    log_timer = std::make_unique<asio::steady_timer>(io);
+    log_maintenance(logs, std::shared_ptr<asio::steady_timer>(log_timer.get(), [](auto*) {}),
+                    std::make_shared<std::atomic<bool>>(false));
+    return {};
+  }
+
+  Result<void> start_forward(asio::io_context& io, const Flags& f) {
+    if (f.forward_listen == "off") return {};
+    logs::ForwardServerOptions fo;
+    fo.listen = f.forward_listen;
+    fo.shared_key = f.forward_shared_key;
+    fo.self_hostname = f.hostname.empty() ? system_hostname() : f.hostname;
+    forward = std::make_unique<logs::ForwardServer>(io, *logs, fo);
+    auto b = forward->start();
+    if (!b) return fail(b.error());
+    forward_bound = *b;
+    return {};
+  }
 
   Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token) {
     fs::create_directories(data_dir);
+    if (auto r = open_logs(io, f, data_dir); !r) return r;
     auto st = store::open_sqlite_store((data_dir / "state.db").string());
     if (!st) return fail(st.error());
     store = std::move(*st);
@@ -231,12 +288,14 @@ struct ServerRole {
     ao.pipeline.build_cpus = f.build_cpus;
     ao.pipeline.build_timeout_s = f.build_timeout;
     ao.pipeline.retain_releases = f.retain_releases;
+    ao.logs = logs.get();
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     if (auto r = cluster->load(); !r) return r;
     http = std::make_unique<net::HttpServer>(io, api->router());
     auto b = http->listen(f.listen);
     if (!b) return fail(b.error());
     bound = *b;
+    if (auto r = start_forward(io, f); !r) return r;
     api->start();
     return {};
   }
@@ -244,6 +303,16 @@ struct ServerRole {
   void stop() {
     if (api) api->stop();
     if (http) http->stop();
+    if (forward) forward->stop();
+    if (log_timer) log_timer->cancel();
+  }
+
+  // After the io_context stopped: waits for the forward input's last append,
+  // then compresses the store's tails.
+  void close_logs() {
+    forward.reset();
+    if (logs)
+      if (auto r = logs->flush(); !r) spdlog::warn("log store flush: {}", r.error().message);
   }
 };
 
@@ -312,8 +381,12 @@ int run_server(const Flags& f) {
     return 1;
   }
   spdlog::info("Stele server listening on http://{} (data in {})", s.bound, dir.string());
+  if (!s.forward_bound.empty())
+    spdlog::info("forward input (Fluentd forward protocol) on {}{}", s.forward_bound,
+                 f.forward_shared_key.empty() ? "" : " with shared-key handshake");
   on_stop_signal(io, [&] { s.stop(); io.stop(); });
   io.run();
+  s.close_logs();
   return 0;
 }
 
@@ -405,9 +478,10 @@ int run_up(Flags f) {
   if (o->advertise_addr.empty()) o->advertise_addr = "127.0.0.1";
   agent::Agent a(io, *o);
   a.start();
-  fmt::print("Stele is up.\n  API: {}\n  data: {}\n  token: {}/token\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
+  fmt::print("Stele is up.\n  API: {}\n  forward: {}\n  data: {}\n  token: {}/token\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
              "Ctrl-C stops the platform and leaves apps running; `stele down` stops them too.\n",
-             api_url, dir.string(), dir.string(), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
+             api_url, s.forward_bound.empty() ? std::string("off") : "tcp+udp " + s.forward_bound, dir.string(),
+             dir.string(), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
   fflush(stdout);
   deploy_initial_apps(s, f.apps);
   push_initial_repos(s, f.repos, api_url);
@@ -420,6 +494,7 @@ int run_up(Flags f) {
     io.stop();
   });
   io.run();
+  s.close_logs();
   size_t live = s.cluster->tasks().size();
   fs::remove(dir / "stele.pid");
   fmt::print("Stele stopped. {} app instance(s) keep running; `stele up` re-attaches them, `stele down` stops them.\n", live);
@@ -467,6 +542,14 @@ void add_server_flags(CLI::App* c, Flags& f) {
       ->envname("STELE_BUILD_TIMEOUT")->capture_default_str();
   c->add_option("--retain-releases", f.retain_releases, "ready releases per app whose slugs are kept")
       ->envname("STELE_RETAIN_RELEASES")->capture_default_str();
+  c->add_option("--forward-listen", f.forward_listen,
+                "Fluentd forward protocol input host:port (tcp, and udp heartbeat); \"off\" disables it")
+      ->envname("STELE_FORWARD_LISTEN")->capture_default_str();
+  c->add_option("--forward-shared-key", f.forward_shared_key,
+                "shared key forward senders must prove (HELO/PING/PONG handshake); empty = none")
+      ->envname("STELE_FORWARD_SHARED_KEY");
+  c->add_option("--log-retention", f.log_retention, "log store retention: age, size or both (e.g. 7d,10GB; 0 = no limit)")
+      ->envname("STELE_LOG_RETENTION")->capture_default_str();
 }
 
 void add_agent_flags(CLI::App* c, Flags& f) {

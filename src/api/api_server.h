@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "deploy/cluster.h"
+#include "logs/log_store.h"
 #include "pipeline/pipeline.h"
 #include "net/http.h"
 #include "net/router.h"
@@ -36,6 +37,9 @@ struct ApiOptions {
   std::string server_url;     // how the post-receive hook reaches this API
   std::string stele_binary;   // the binary the hook runs
   pipeline::PipelineOptions pipeline;  // build limits, timeouts, retention (dirs filled in from above)
+  // The log store /api/v1/logs queries (owned by main, outlives the server);
+  // nullptr = /api/v1/logs answers 503.
+  logs::LogStore* logs = nullptr;
 };
 
 class ApiServer {

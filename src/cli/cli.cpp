@@ -51,6 +51,7 @@ void add_client_commands(CLI::App& app) {
   add_event_commands(app, flags);
   add_pipeline_commands(app, flags);
   add_config_commands(app, flags);
+  add_log_commands(app, flags);
 }
 
 int run_client(CLI::App& app) {

@@ -54,6 +54,8 @@ void add_event_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flag
 void add_pipeline_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // config, config set, config unset (commands_config.cpp).
 void add_config_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// logs (commands_logs.cpp).
+void add_log_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 
 // Options every verb that starts a deployment has.
 struct ChangeFlags {

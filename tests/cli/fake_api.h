@@ -42,6 +42,7 @@ inline HttpResponse json_answer(int status, const Json& j) { return HttpResponse
 
 struct SeenRequest {
   std::string method, target, body;
+  std::map<std::string, std::string> headers;  // lower-cased names
 };
 
 class FakeApiServer {
@@ -87,7 +88,7 @@ class FakeApiServer {
  private:
   HttpResponse answer(const HttpRequest& req) {
     std::lock_guard l(mu_);
-    seen_.push_back({req.method, req.target, req.body});
+    seen_.push_back({req.method, req.target, req.body, req.headers});
     for (const std::string& key : {req.method + " " + req.target, req.method + " " + req.path}) {
       auto it = answers_.find(key);
       if (it == answers_.end() || it->second.empty()) continue;

@@ -524,17 +524,30 @@ def sample_app(app_id="/web", instances=3, release_tag="v1", health_path="/healt
 # The harness
 
 
+def forward_flags(port, extra):
+    """--forward-listen on the given loopback port (and the shared key when the
+    test passed forward_shared_key=...)."""
+    argv = ["--forward-listen", "127.0.0.1:%d" % port]
+    if extra.get("forward_shared_key"):
+        argv += ["--forward-shared-key", extra["forward_shared_key"]]
+    return argv
+
+
 class Server:
     def __init__(self, h, name, data_dir, port, extra):
         self.h, self.name, self.data_dir, self.port, self.extra = h, name, data_dir, port, extra
         self.url = "http://127.0.0.1:%d" % port
         self.api = Api(self.url)
         self.proc = None
+        # Every server gets its own forward port (kept across restarts), so
+        # tests never collide on 24224.
+        self.forward_port = extra.get("forward_port") or free_port()
 
     def start(self, wait=True):
         argv = [STELE, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
                 "--agent-timeout", str(self.extra.get("agent_timeout", AGENT_TIMEOUT)),
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", DEPLOY_TIMEOUT))]
+        argv += forward_flags(self.forward_port, self.extra)
         self.proc = self.h.spawn(self.name, argv)
         if wait:
             wait_until(lambda: self.api.ping() or self._dead(), 15, "%s to answer /ping" % self.name)
@@ -576,6 +589,7 @@ class Up:
         self.url = "http://127.0.0.1:%d" % port
         self.api = Api(self.url)
         self.proc = None
+        self.forward_port = extra.get("forward_port") or free_port()
 
     def start(self, wait=True):
         argv = [STELE, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
@@ -583,6 +597,7 @@ class Up:
                 "--resources", "cpus=4,mem=4096,disk=10000",
                 "--agent-timeout", str(self.extra.get("agent_timeout", AGENT_TIMEOUT)),
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", DEPLOY_TIMEOUT))]
+        argv += forward_flags(self.forward_port, self.extra)
         for a in self.apps:
             argv += ["--app", a]
         self.proc = self.h.spawn(self.name, argv)

@@ -1,0 +1,82 @@
+// ForwardServer: the Fluentd Forward protocol v1 input (`--forward-listen`,
+// issue 4 point 3; design.md "Listeners").
+//
+// TCP: one coroutine per connection on the caller's io_context, each with its
+// own ForwardDecoder. With a shared key, the server sends HELO on connect and
+// accepts nothing but a PING until the PING proves the key (then PONG); a
+// wrong key gets a PONG with auth_ok false and the connection is closed.
+// Events requests are appended to the LogStore (entries without a time get
+// the time of receipt) on ONE dedicated writer thread, so appends from every
+// connection are serialised and never block the io thread; a request's
+// {"ack": chunk} is written only after its append returned, i.e. once the
+// records are durable ("acked = durable"). A connection waits for its own
+// append before decoding its next request, so requests of one connection are
+// stored in order and the decoder's buffer (which the entries view) stays put.
+// A malformed request, a refused append, a failed handshake or an idle
+// timeout closes only that connection, with a warning naming the peer and the
+// reason; nothing is acked that was not stored.
+//
+// fluent_signal other than 0 (Fluent Bit metrics/traces, Stele agents' metric
+// points): handed to `signal_sink` on the io thread and acked if it accepts;
+// without a sink the connection is closed unacked (never ack and drop).
+//
+// UDP: a heartbeat socket on the same address and port answers every
+// datagram with one 0x00 byte, as Fluentd's in_forward does.
+//
+// Thread-safety: start/stop/address on the io_context's thread (or before it
+// runs). The LogStore must outlive the server; the destructor waits for the
+// writer thread to finish any append in progress, so destroy the server before
+// its io_context.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/result.h"
+#include "logs/forward_codec.h"
+#include "logs/log_store.h"
+
+namespace stele::logs {
+
+struct ForwardServerOptions {
+  std::string listen = "127.0.0.1:24224";  // host:port; port 0 = ephemeral
+  std::string shared_key;                   // empty: no handshake
+  std::string self_hostname = "stele";      // sent in HELO/PONG
+  size_t max_request_bytes = 64u << 20;     // one request as received
+  std::chrono::seconds idle_timeout{900};   // a connection silent this long is closed
+  std::chrono::seconds write_timeout{30};   // for HELO/PONG/ack writes
+  // fluent_signal != 0 requests. Return an error to refuse (the connection is
+  // closed, nothing acked). Unset: such requests are refused.
+  std::function<Result<void>(const ForwardMessage&)> signal_sink;
+};
+
+class ForwardServer {
+ public:
+  ForwardServer(boost::asio::io_context& io, LogStore& store, ForwardServerOptions options);
+  ~ForwardServer();
+  ForwardServer(const ForwardServer&) = delete;
+  ForwardServer& operator=(const ForwardServer&) = delete;
+
+  // Binds TCP and UDP on options.listen and starts serving. Returns the bound
+  // "host:port" (with the chosen port when 0 was asked). The error names the
+  // address and the cause.
+  Result<std::string> start();
+  std::string address() const;  // "" before start()
+  // Stops accepting and closes every connection (in-flight appends still
+  // finish; their acks are not sent). Idempotent.
+  void stop();
+
+  struct Stats {
+    uint64_t connections = 0, requests = 0, records = 0, duplicates = 0, acks = 0, closed_on_error = 0;
+  };
+  Stats stats() const;  // io thread
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace stele::logs
