@@ -122,6 +122,7 @@ Result<void> LogStore::open() {
   }
   if (ec) return fail("logs: cannot list " + dir_ + ": " + ec.message(), 500);
   next_seq_ = last + 1;
+  visible_seq_ = last;
   return {};
 }
 
@@ -177,6 +178,7 @@ Result<AppendResult> LogStore::append(std::span<const LogEntry> entries, std::st
     res.stored += idx.size();
   }
   if (res.stored > 0) {
+    visible_seq_.store(res.last_seq);
     std::lock_guard lock(change_mu_);
     changes_.fetch_add(1);
     change_cv_.notify_all();
@@ -228,7 +230,7 @@ uint64_t LogStore::wait_for_change(uint64_t seen, std::chrono::milliseconds time
   return changes_.load();
 }
 
-uint64_t LogStore::last_seq() const { return next_seq_.load() - 1; }
+uint64_t LogStore::last_seq() const { return visible_seq_.load(); }
 
 uint64_t LogStore::disk_bytes() const {
   std::lock_guard w(write_mu_);

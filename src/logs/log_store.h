@@ -127,7 +127,9 @@ class LogStore {
   uint64_t change_count() const;
   // Blocks until change_count() != seen or timeout; returns the current count.
   uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) const;
-  // Highest sequence stored so far (0 when empty).
+  // Highest sequence whose append has returned (0 when empty): every record
+  // up to it is queryable, so a follower starting after it misses nothing.
+  // (Sequences are taken before the write; this moves only after it.)
   uint64_t last_seq() const;
 
   // Stream key for a tag ("stele.shop_web.stdout" -> "app.shop_web").
@@ -151,6 +153,7 @@ class LogStore {
   std::map<std::string, std::unique_ptr<StreamFiles>, std::less<>> streams_;  // GUARDED_BY(streams_mu_); never erased
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<uint64_t> changes_{0};
+  std::atomic<uint64_t> visible_seq_{0};  // last_seq(): advanced after each append
   mutable std::mutex change_mu_;
   mutable std::condition_variable change_cv_;
 };
