@@ -20,24 +20,25 @@ HttpResponse no_pipeline() {
 
 std::string ndjson(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"; }
 
+// Writes a release's log as it grows until its pipeline (and deployment)
+// ends, then the outcome line the push terminal ends with.
+net::awaitable<void> write_release_log(ApiServer::Impl& s, net::StreamWriter& w, std::string app_id, int64_t n) {
+  pipeline::Pipeline& p = *s.pipeline;
+  std::function<bool()> done = [&p, app_id, n] { return p.finished(app_id, n); };
+  std::string path = p.log_path(app_id, n);
+  co_await p.follow(w, path, done);
+  const deploy::Release* rel = s.cluster.release(app_id, n);
+  std::string tail = "=====> release " + std::to_string(n) + " " + (rel ? rel->status : std::string("gone")) + "\n";
+  co_await w.write(std::move(tail));
+}
+
 // Text answer that follows a release's log until its pipeline ends.
-HttpResponse follow_release(ApiServer::Impl& s, const std::string& app_id, int64_t n, std::string preface) {
+HttpResponse follow_release(ApiServer::Impl& s, const std::string& app_id, int64_t n) {
   HttpResponse r;
   r.status = 200;
   r.content_type = "text/plain; charset=utf-8";
-  r.stream = [&s, app_id, n, preface](net::StreamWriter& w) -> net::awaitable<void> {
-    if (!preface.empty()) {
-      std::string p = preface;
-      if (!co_await w.write(std::move(p))) co_return;
-    }
-    pipeline::Pipeline& p = *s.pipeline;
-    std::function<bool()> done = [&p, app_id, n] { return p.finished(app_id, n); };
-    std::string path = p.log_path(app_id, n);
-    co_await p.follow(w, path, done);
-    const deploy::Release* rel = s.cluster.release(app_id, n);
-    std::string status = rel ? rel->status : "gone";
-    std::string tail = "=====> release " + std::to_string(n) + " " + status + "\n";
-    co_await w.write(std::move(tail));
+  r.stream = [&s, app_id, n](net::StreamWriter& w) -> net::awaitable<void> {
+    co_await write_release_log(s, w, app_id, n);
   };
   return r;
 }
@@ -70,14 +71,7 @@ HttpResponse receive_hook(ApiServer::Impl& s, const HttpRequest& req) {
     }
     if (res->release == 0) co_return;
     s.kick();
-    pipeline::Pipeline& p = *s.pipeline;
-    int64_t n = res->release;
-    std::function<bool()> done = [&p, app_id, n] { return p.finished(app_id, n); };
-    std::string path = p.log_path(app_id, n);
-    co_await p.follow(w, path, done);
-    const deploy::Release* rel = s.cluster.release(app_id, n);
-    std::string tail = "=====> release " + std::to_string(n) + " " + (rel ? rel->status : std::string("gone")) + "\n";
-    co_await w.write(std::move(tail));
+    co_await write_release_log(s, w, app_id, res->release);
   };
   return r;
 }
@@ -176,7 +170,7 @@ HttpResponse release_log(ApiServer::Impl& s, const HttpRequest& req, const std::
   if (!s.pipeline) return no_pipeline();
   if (!s.cluster.release(app_id, n))
     return HttpResponse::json(404, {{"message", "app " + app_id + " has no release " + std::to_string(n)}});
-  if (req.query_flag("follow")) return follow_release(s, app_id, n, "");
+  if (req.query_flag("follow")) return follow_release(s, app_id, n);
   std::ifstream in(s.pipeline->log_path(app_id, n), std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   return HttpResponse::text(200, text);
