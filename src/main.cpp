@@ -30,6 +30,7 @@ extern char** environ;
 #include "common/names.h"
 #include "common/spec.h"
 #include "deploy/cluster.h"
+#include "logs/forward_relay.h"
 #include "logs/forward_server.h"
 #include "logs/log_store.h"
 #include "net/offload.h"
@@ -67,6 +68,8 @@ struct Flags {
   int retain_releases = 10;
   std::string forward_listen = "127.0.0.1:24224";  // "off": no forward input
   std::string forward_shared_key;
+  std::string forward_to;  // "host:port": relay the log store upstream; empty = off
+  std::string forward_to_shared_key;
   std::string log_retention = "7d,10GB";
   bool verbose = false;
 };
@@ -228,6 +231,8 @@ struct ServerRole {
   std::unique_ptr<api::ApiServer> api;
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<logs::ForwardServer> forward;  // nullptr with --forward-listen off
+  std::unique_ptr<logs::ForwardRelay> relay;     // nullptr without --forward-to
+  fs::path logs_dir;
   std::string bound;
   std::string forward_bound;  // "" when off
 
@@ -236,7 +241,8 @@ struct ServerRole {
     if (!retention) return fail("--log-retention '" + f.log_retention + "': " + retention.error().message);
     logs::LogStoreOptions lo;
     lo.retention = *retention;
-    logs = std::make_shared<logs::LogStore>((data_dir / "logs").string(), lo);
+    logs_dir = data_dir / "logs";
+    logs = std::make_shared<logs::LogStore>(logs_dir.string(), lo);
     if (auto r = logs->open(); !r) return fail("log store " + (data_dir / "logs").string() + ": " + r.error().message);
     log_timer = std::make_unique<asio::steady_timer>(io);
     log_maintenance(logs, std::shared_ptr<asio::steady_timer>(log_timer.get(), [](auto*) {}),
@@ -245,7 +251,7 @@ struct ServerRole {
   }
 
   Result<void> start_forward(asio::io_context& io, const Flags& f) {
-    if (f.forward_listen == "off") return {};
+    if (f.forward_listen == "off") return start_relay(io, f);
     logs::ForwardServerOptions fo;
     fo.listen = f.forward_listen;
     fo.shared_key = f.forward_shared_key;
@@ -254,7 +260,24 @@ struct ServerRole {
     auto b = forward->start();
     if (!b) return fail(b.error());
     forward_bound = *b;
-    return {};
+    return start_relay(io, f);
+  }
+
+  // --forward-to: everything in the log store relayed to an upstream forward
+  // input, the cursor kept next to the store.
+  Result<void> start_relay(asio::io_context& io, const Flags& f) {
+    if (f.forward_to.empty()) return {};
+    auto hp = net::split_host_port(f.forward_to);
+    if (!hp || hp->second == 0) return fail("--forward-to: expected host:port, got '" + f.forward_to + "'");
+    if (hp->first + ":" + std::to_string(hp->second) == forward_bound)
+      return fail("--forward-to " + f.forward_to + " is this server's own forward input: records would loop");
+    logs::ForwardRelayOptions ro;
+    ro.client.address = f.forward_to;
+    ro.client.shared_key = f.forward_to_shared_key;
+    ro.client.self_hostname = f.hostname.empty() ? system_hostname() : f.hostname;
+    ro.cursor_path = (logs_dir / "forward-to.cursor").string();
+    relay = std::make_unique<logs::ForwardRelay>(io, *logs, ro);
+    return relay->start();
   }
 
   Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token) {
@@ -263,7 +286,11 @@ struct ServerRole {
     auto st = store::open_sqlite_store((data_dir / "state.db").string());
     if (!st) return fail(st.error());
     store = std::move(*st);
+    // The forward input first: agents learn its address at registration.
+    if (auto r = start_forward(io, f); !r) return r;
     deploy::ClusterOptions co;
+    co.forward_address = forward_bound;
+    co.forward_shared_key = f.forward_shared_key;
     co.agent_timeout_ms = static_cast<int64_t>(f.agent_timeout * 1000);
     co.deploy_timeout_ms = static_cast<int64_t>(f.deploy_timeout * 1000);
     co.heartbeat_interval_ms = std::max<int64_t>(200, co.agent_timeout_ms / 6);
@@ -295,7 +322,6 @@ struct ServerRole {
     auto b = http->listen(f.listen);
     if (!b) return fail(b.error());
     bound = *b;
-    if (auto r = start_forward(io, f); !r) return r;
     api->start();
     return {};
   }
@@ -304,12 +330,14 @@ struct ServerRole {
     if (api) api->stop();
     if (http) http->stop();
     if (forward) forward->stop();
+    if (relay) relay->stop();
     if (log_timer) log_timer->cancel();
   }
 
   // After the io_context stopped: waits for the forward input's last append,
   // then compresses the store's tails.
   void close_logs() {
+    relay.reset();  // records its last acked sequence
     forward.reset();
     if (logs)
       if (auto r = logs->flush(); !r) spdlog::warn("log store flush: {}", r.error().message);
@@ -548,6 +576,13 @@ void add_server_flags(CLI::App* c, Flags& f) {
   c->add_option("--forward-shared-key", f.forward_shared_key,
                 "shared key forward senders must prove (HELO/PING/PONG handshake); empty = none")
       ->envname("STELE_FORWARD_SHARED_KEY");
+  c->add_option("--forward-to", f.forward_to,
+                "relay every stored log record to this upstream forward input host:port (Fluentd, Fluent Bit), "
+                "with acks and retry")
+      ->envname("STELE_FORWARD_TO");
+  c->add_option("--forward-to-shared-key", f.forward_to_shared_key,
+                "shared key for the --forward-to upstream's handshake; empty = none")
+      ->envname("STELE_FORWARD_TO_SHARED_KEY");
   c->add_option("--log-retention", f.log_retention, "log store retention: age, size or both (e.g. 7d,10GB; 0 = no limit)")
       ->envname("STELE_LOG_RETENTION")->capture_default_str();
 }

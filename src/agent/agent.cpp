@@ -14,6 +14,7 @@
 
 #include "agent/agent_impl.h"
 #include "net/http_client.h"
+#include "net/http_server.h"
 #include "net/signal.h"
 #include "net/sse.h"
 
@@ -55,7 +56,20 @@ Agent::Impl::Impl(asio::io_context& i, AgentOptions o)
                              opts.recovery_timeout_seconds, 3600},
              [this](const TaskStatus& st) { on_status(st); }),
       updates_signal(i.get_executor()),
-      slugs(i.get_executor(), workers, SlugCacheOptions{opts.data_dir + "/slugs", opts.server_url, headers(), 20}) {}
+      slugs(i.get_executor(), workers, SlugCacheOptions{opts.data_dir + "/slugs", opts.server_url, headers(), 20}),
+      shipper(i, workers, ShipperOptions{opts.data_dir + "/executors", opts.hostname}) {}
+
+// The forward address the server named: a wildcard host ("0.0.0.0:24224")
+// means "the server's own host", as the agent reaches it.
+static std::string forward_destination(const std::string& named, const std::string& server_url) {
+  auto hp = net::split_host_port(named);
+  if (!hp) return named;
+  const std::string& h = hp->first;
+  if (h != "0.0.0.0" && h != "::" && h != "[::]" && !h.empty()) return named;
+  auto u = net::parse_url(server_url);
+  if (!u) return named;
+  return (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) + ":" + std::to_string(hp->second);
+}
 
 net::Headers Agent::Impl::headers() const {
   net::Headers h;
@@ -200,6 +214,8 @@ net::awaitable<bool> Agent::Impl::register_once() {
   }
   last_contact_ms = clock.now_ms();
   auto j = r->json();
+  if (j) shipper.set_destination(forward_destination(j->value("forward", ""), opts.server_url),
+                                 j->value("forwardSharedKey", ""));
   if (j)
     for (auto& id : j->value("kill", Json::array())) {
       spdlog::warn("server does not know task {}: killing it", id.get<std::string>());
@@ -333,6 +349,7 @@ void Agent::start() {
     it = s.launches.erase(it);
   }
   s.recover_launches(recovered);
+  s.shipper.start();
   asio::co_spawn(s.io, s.main_loop(), asio::detached);
   asio::co_spawn(s.io, s.status_loop(), asio::detached);
   asio::co_spawn(s.io, s.gc_loop(), asio::detached);
@@ -343,6 +360,7 @@ void Agent::stop() {
   impl_->stopped = true;
   impl_->health.clear();
   impl_->steps.clear();  // their shippers stop; a restarted agent resumes them
+  impl_->shipper.stop();
   impl_->updates_signal.notify();
 }
 

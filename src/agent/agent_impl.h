@@ -20,6 +20,7 @@
 #include "agent/agent.h"
 #include "agent/app_tree.h"
 #include "agent/health.h"
+#include "agent/shipper.h"
 #include "agent/slug_cache.h"
 #include "agent/steps.h"
 #include "agent/task_runner.h"
@@ -62,6 +63,7 @@ struct Agent::Impl {
   std::set<std::string> cancelled;  // killed while preparing
   std::map<std::string, std::unique_ptr<StepRun>> steps;
   BuildCacheLimits build_cache_limits;
+  Shipper shipper;  // task records -> the server's forward input
 
   Impl(boost::asio::io_context& i, AgentOptions o);
 

@@ -84,6 +84,8 @@ LaunchSpec Agent::Impl::launch_spec(const Json& cmd, const AppSpec& spec) const 
   ls.user = spec.user.value_or(opts.task_user);
   ls.kill_grace_seconds = spec.task_kill_grace_period_seconds;
   ls.recovery_timeout_seconds = opts.recovery_timeout_seconds;
+  ls.node = opts.hostname;
+  ls.step = task.value("kind", "");
   return ls;
 }
 
@@ -220,6 +222,13 @@ net::awaitable<void> Agent::Impl::finish_step(TaskStatus st) {
   std::string app_dir = it->second->sandbox + "/app";
   it->second->shipper->finish();
   co_await it->second->shipper->drained();  // `it` may be gone after this
+  if (stopped || !steps.count(id)) co_return;
+  // The step's records (tag stele.<app>.pipeline) reach the log store before
+  // the server hears that the step ended, so the release log is complete
+  // when the pipeline moves on. A server that does not ack them within the
+  // bound gets the status anyway (the records follow once it acks).
+  if (shipper.has_destination() && !co_await shipper.drained(id, std::chrono::seconds(30)))
+    spdlog::warn("step {}: its output is not all shipped yet; reporting its end anyway", id);
   if (stopped || !steps.count(id)) co_return;
   Json status = status_json(st);
   if (spec.is_build() && st.state == "finished") status = co_await upload_build(app_dir, std::move(status));

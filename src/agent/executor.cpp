@@ -15,6 +15,7 @@
 
 #include "agent/executor_impl.h"
 #include "common/clock.h"
+#include "common/names.h"
 
 namespace stele {
 
@@ -178,9 +179,19 @@ void Executor::after_launch(bool from_agent) {
       executor_log("warn", r.error().message);
   if (!terminal_ && !exited_)
     if (auto r = write_status_file(".", status_); !r) executor_log("warn", r.error().message);
+  RecordFields rf;
+  rf.app = spec_.app_id;
+  rf.task = spec_.task_id;
+  rf.node = spec_.node;
+  rf.step = spec_.step;
+  rf.release = spec_.release;
+  rf.tag_base = "stele." + app_name(spec_.app_id);
+  if (!spec_.step.empty()) rf.fixed_tag = rf.tag_base + ".pipeline";
+  records_ = std::make_unique<TaskRecords>(spec_.sandbox, std::move(rf));
   for (int i = 0; i < 2; ++i)
     if (out_[i].fd)
-      out_[i].sink = std::make_unique<RotatingFileSink>(i == 0 ? sandbox_files::kStdout : sandbox_files::kStderr);
+      out_[i].sink = std::make_unique<RecordSink>(
+          std::make_unique<RotatingFileSink>(i == 0 ? sandbox_files::kStdout : sandbox_files::kStderr), *records_, i);
   listen_socket();
   write_pid_file();
   if (!agent_ && !terminal_ && spec_.recovery_timeout_seconds > 0)

@@ -80,6 +80,8 @@ class Executor {
     UniqueFd fd;
     std::unique_ptr<OutputSink> sink;
   } out_[2];
+  std::unique_ptr<TaskRecords> records_;  // the sinks of out_ write into it
+  int64_t partial_flush_at_ = -1;         // a partial line is emitted after kPartialLineMs
 
   bool kill_requested_ = false, sigkill_sent_ = false, recovery_expired_ = false, acked_ = false;
   std::string kill_reason_;

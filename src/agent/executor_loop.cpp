@@ -20,6 +20,7 @@ namespace stele {
 namespace {
 constexpr int64_t kDrainMs = 2000;           // output still arriving after the task's exit
 constexpr size_t kMaxLine = 64 * 1024;       // agent -> executor message limit
+constexpr int64_t kPartialLineMs = 1000;     // a line without its newline waits this long
 
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
@@ -59,7 +60,7 @@ void Executor::loop() {
 
 int Executor::poll_timeout(int64_t now) const {
   int64_t next = -1;
-  for (int64_t d : {kill_at_, recovery_at_, exited_ && !terminal_ ? drain_until_ : -1, exit_at_})
+  for (int64_t d : {kill_at_, recovery_at_, exited_ && !terminal_ ? drain_until_ : -1, exit_at_, partial_flush_at_})
     if (d >= 0 && (next < 0 || d < next)) next = d;
   if (next < 0) return -1;
   return static_cast<int>(std::max<int64_t>(0, next - now));
@@ -195,6 +196,7 @@ void Executor::read_output(int i) {
       return;
     }
     if (out_[i].sink) out_[i].sink->write(std::string_view(buf, static_cast<size_t>(n)));
+    if (records_ && partial_flush_at_ < 0 && records_->has_partial()) partial_flush_at_ = mono_ms() + kPartialLineMs;
   }
 }
 
@@ -231,6 +233,10 @@ void Executor::check_timers(int64_t now) {
     if (terminal_) done_ = true;
   }
   if (exit_at_ >= 0 && now >= exit_at_ && terminal_ && !agent_) done_ = true;
+  if (partial_flush_at_ >= 0 && now >= partial_flush_at_) {
+    partial_flush_at_ = -1;
+    if (records_) records_->flush_partials();
+  }
 }
 
 void Executor::maybe_finalize(int64_t now) {
@@ -243,6 +249,8 @@ void Executor::finalize() {
   for (int i = 0; i < 2; ++i)
     if (out_[i].fd) read_output(i);
   for (auto& o : out_) o.fd.reset();
+  if (records_) records_->finish();  // the shipper may finish this task's records
+  partial_flush_at_ = -1;
   TaskExit e = containerizer_.collect(task_, wait_status_);
   int64_t ooms = 0;
   if (cgroup_) {

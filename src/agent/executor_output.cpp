@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "logs/msgpack.h"
 
 namespace stele {
 
@@ -36,6 +39,62 @@ void RotatingFileSink::write(std::string_view data) {
     size_ += part.size();
     data.remove_prefix(part.size());
   }
+}
+
+}  // namespace stele
+
+// ---- records
+
+namespace stele {
+
+namespace {
+int64_t realtime_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+}  // namespace
+
+TaskRecords::TaskRecords(const std::string& sandbox, RecordFields f) : spool_(sandbox, kPrefix) {
+  static const char* const kStream[2] = {"stdout", "stderr"};
+  for (int i = 0; i < 2; ++i) {
+    tag_[i] = f.fixed_tag.empty() ? f.tag_base + "." + kStream[i] : f.fixed_tag;
+    std::string& p = prefix_[i];
+    logs::msgpack::Writer w(p);
+    w.map(f.step.empty() ? 6 : 7);
+    w.str("app"), w.str(f.app);
+    w.str("release"), w.integer(f.release);
+    w.str("task"), w.str(f.task);
+    w.str("node"), w.str(f.node);
+    w.str("stream"), w.str(kStream[i]);
+    if (!f.step.empty()) w.str("step"), w.str(f.step);
+    w.str("log");
+  }
+}
+
+void TaskRecords::emit(int stream, std::string_view line, int64_t now_ns) {
+  rec_.assign(prefix_[stream]);
+  logs::msgpack::Writer(rec_).str(line);
+  spool_.append(tag_[stream], now_ns, rec_);
+}
+
+void TaskRecords::write(int stream, std::string_view data) {
+  int64_t now = realtime_ns();
+  split_[stream].feed(data, [&](std::string_view line) { emit(stream, line, now); });
+  spool_.flush();
+}
+
+bool TaskRecords::has_partial() const { return split_[0].has_partial() || split_[1].has_partial(); }
+
+void TaskRecords::flush_partials() {
+  int64_t now = realtime_ns();
+  for (int i = 0; i < 2; ++i) split_[i].flush([&](std::string_view line) { emit(i, line, now); });
+  spool_.flush();
+}
+
+void TaskRecords::finish() {
+  flush_partials();
+  spool_.finish();
 }
 
 }  // namespace stele

@@ -45,6 +45,8 @@ void to_json(Json& j, const LaunchSpec& s) {
   if (s.uid) j["uid"] = *s.uid;
   if (s.gid) j["gid"] = *s.gid;
   if (!s.groups.empty()) j["groups"] = s.groups;
+  if (!s.node.empty()) j["node"] = s.node;
+  if (!s.step.empty()) j["step"] = s.step;
 }
 
 void from_json(const Json& j, LaunchSpec& s) {
@@ -76,6 +78,8 @@ void from_json(const Json& j, LaunchSpec& s) {
   s.uid = id("uid");
   s.gid = id("gid");
   s.groups = j.value("groups", d.groups);
+  s.node = j.value("node", d.node);
+  s.step = j.value("step", d.step);
 }
 
 Result<TaskCredentials> resolve_task_user(const std::string& name) {

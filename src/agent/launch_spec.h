@@ -33,6 +33,11 @@ struct LaunchSpec {
   std::string cgroup_parent;             // "stele/<agent-id>"; empty = no cgroups
   double recovery_timeout_seconds = 0;   // 0 = wait for an agent forever
   std::optional<std::string> work_dir;   // default: sandbox
+  // Log records (executor_output.h): the agent's hostname, and the pipeline
+  // step (build, test, smoke, release, run) whose output is tagged
+  // `stele.<app name>.pipeline` instead of `.stdout`/`.stderr`.
+  std::string node;
+  std::string step;
   // Credentials of `user`, filled in by TaskRunner from its cache so the
   // executor skips NSS on the launch path (getgrouplist through nss-systemd
   // costs 0.5-5 ms here). Absent: the executor resolves `user` itself.

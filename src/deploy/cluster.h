@@ -26,7 +26,8 @@ struct ClusterOptions {
   int64_t agent_timeout_ms = 30'000;
   int64_t deploy_timeout_ms = 600'000;
   int64_t heartbeat_interval_ms = 5'000;
-  std::string forward_address;   // where agents ship logs/metrics (later issues)
+  std::string forward_address;   // where agents ship logs/metrics (forward protocol); "" = nowhere
+  std::string forward_shared_key;  // the forward input's shared key, told to registered agents
   size_t task_history = 20;      // terminal tasks kept per app for the API
 };
 

@@ -155,6 +155,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
   return Json{{"heartbeatIntervalMs", s_->opts.heartbeat_interval_ms},
               {"agentTimeoutMs", s_->opts.agent_timeout_ms},
               {"forward", s_->opts.forward_address},
+              {"forwardSharedKey", s_->opts.forward_shared_key},
               {"kill", kill}};
 }
 
