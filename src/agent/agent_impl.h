@@ -34,10 +34,9 @@ namespace stele::agent {
 struct StepRun {
   StepSpec spec;
   std::string sandbox;
-  std::unique_ptr<OutputShipper> shipper;
   double kill_grace_seconds = 3;
   bool timer_armed = false;
-  bool finishing = false;  // terminal status seen: output (and slug) under way
+  bool finishing = false;  // terminal status seen: records (and slug) under way
 };
 
 struct Agent::Impl {

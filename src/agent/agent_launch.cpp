@@ -175,9 +175,6 @@ void Agent::Impl::track_step(const std::string& id, const StepSpec& spec, double
   run->spec = spec;
   run->sandbox = runner.sandbox_dir(id);
   run->kill_grace_seconds = kill_grace_seconds;
-  run->shipper = std::make_unique<OutputShipper>(
-      io.get_executor(), OutputShipperOptions{opts.server_url, headers(), id, run->sandbox});
-  run->shipper->start();
   steps[id] = std::move(run);
 }
 
@@ -220,9 +217,6 @@ net::awaitable<void> Agent::Impl::finish_step(TaskStatus st) {
   if (it == steps.end()) co_return;
   StepSpec spec = it->second->spec;
   std::string app_dir = it->second->sandbox + "/app";
-  it->second->shipper->finish();
-  co_await it->second->shipper->drained();  // `it` may be gone after this
-  if (stopped || !steps.count(id)) co_return;
   // The step's records (tag stele.<app>.pipeline) reach the log store before
   // the server hears that the step ended, so the release log is complete
   // when the pipeline moves on. A server that does not ack them within the
@@ -275,7 +269,7 @@ TaskStatus Agent::Impl::visible_status(const TaskStatus& st) const {
 }
 
 // After a restart: re-pins the artifacts of tasks still running and resumes
-// their steps -- output shipping from offset 0 (the server skips what it
+// their steps -- the records are shipped from the spool cursor (the server skips what it
 // has), the timeout from the executor's started_ms, and the terminal
 // handling (a build's slug is packed and uploaded then) once the recovered
 // executor reports its status.

@@ -95,6 +95,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
       s.git = std::make_unique<pipeline::GitRepos>(s.opts.git_dir, hook);
       pipeline::PipelineOptions po = s.opts.pipeline;
       po.data_dir = s.opts.pipeline_dir;
+      po.logs = s.opts.logs;
       s.pipeline = std::make_unique<pipeline::Pipeline>(s.io, s.cluster, *s.git, *s.artifacts, po);
     }
   }

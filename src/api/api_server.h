@@ -32,7 +32,7 @@ struct ApiOptions {
   std::string artifacts_dir;  // content-addressed artifact store; empty = no artifact routes
   // The pipeline runs when both the artifact store and these are set.
   std::string git_dir;        // bare repositories, <git_dir>/<app name>.git
-  std::string pipeline_dir;   // release logs and step output
+  std::string pipeline_dir;   // pipeline temp trees (release logs are in `logs`)
   std::string webhook_secret; // X-Hub-Signature-256 key for /api/v1/hooks/git; empty = token auth
   std::string server_url;     // how the post-receive hook reaches this API
   std::string stele_binary;   // the binary the hook runs

@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "api/api_impl.h"
+#include "common/names.h"
+#include "net/offload.h"
 #include "pipeline/pipeline.h"
 
 namespace stele::api {
@@ -20,13 +22,63 @@ HttpResponse no_pipeline() {
 
 std::string ndjson(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"; }
 
+// Pages through log records matching `q` (seq order from q.after), keeping
+// those `keep` accepts and writing them with `emit`, until `done()` held
+// before a read that found nothing more. Without `done` it stops once caught
+// up. Store reads run on the worker pool; waiting polls the store (records
+// from agents arrive through the forward input) and the pipeline's signal.
+using RecordWriter = std::function<net::awaitable<bool>(const logs::LogResult&)>;
+net::awaitable<void> follow_records(ApiServer::Impl& s, logs::LogQuery q, std::function<bool(const Json&)> keep,
+                                    RecordWriter emit, std::function<bool()> done) {
+  logs::LogStore* store = s.opts.logs;
+  if (!store) co_return;
+  q.after = q.after.value_or(0);
+  q.limit = 2000;
+  for (;;) {
+    bool was_done = !done || done();  // before reading: what was stored before the end is sent
+    auto job = [store, q] { return store->query(q); };
+    auto page = co_await net::offload(std::move(job));
+    if (!page) {
+      spdlog::warn("release log: {}", page.error().message);
+      co_return;
+    }
+    for (const auto& r : *page) {
+      q.after = r.seq;
+      if (keep && !keep(r.record)) continue;
+      if (!co_await emit(r)) co_return;
+    }
+    if (page->size() == q.limit) continue;
+    if (was_done) co_return;
+    if (s.pipeline) co_await s.pipeline->changed().wait(std::chrono::milliseconds(100));
+  }
+}
+
+// The records of release n's log: pipeline lines and its steps' output.
+logs::LogQuery release_log_query(ApiServer::Impl& s, const std::string& app_id, int64_t n) {
+  logs::LogQuery q;
+  q.app = app_id;
+  q.tag = "stele." + app_name(app_id) + ".pipeline";
+  if (const deploy::Release* rel = s.cluster.release(app_id, n); rel && rel->created_ms > 0)
+    q.since_ns = (rel->created_ms - 60'000) * 1'000'000;  // nothing of it is older (clock steps aside)
+  return q;
+}
+
+std::function<bool(const Json&)> of_release(int64_t n) {
+  return [n](const Json& rec) { return rec.is_object() && rec.value("release", int64_t(-1)) == n; };
+}
+
 // Writes a release's log as it grows until its pipeline (and deployment)
 // ends, then the outcome line the push terminal ends with.
 net::awaitable<void> write_release_log(ApiServer::Impl& s, net::StreamWriter& w, std::string app_id, int64_t n) {
   pipeline::Pipeline& p = *s.pipeline;
   std::function<bool()> done = [&p, app_id, n] { return p.finished(app_id, n); };
-  std::string path = p.log_path(app_id, n);
-  co_await p.follow(w, path, done);
+  RecordWriter emit = [&w](const logs::LogResult& r) -> net::awaitable<bool> {
+    std::string line = r.record.value("log", "") + "\n";
+    co_return co_await w.write(std::move(line));
+  };
+  logs::LogQuery q = release_log_query(s, app_id, n);
+  std::function<bool(const Json&)> keep = of_release(n);
+  co_await follow_records(s, q, keep, emit, done);
   const deploy::Release* rel = s.cluster.release(app_id, n);
   std::string tail = "=====> release " + std::to_string(n) + " " + (rel ? rel->status : std::string("gone")) + "\n";
   co_await w.write(std::move(tail));
@@ -129,24 +181,22 @@ HttpResponse run_app(ApiServer::Impl& s, const HttpRequest& req, const std::stri
   r.status = 200;
   r.content_type = "application/x-ndjson";
   std::string task = *id;
-  r.stream = [&s, task](net::StreamWriter& w) -> net::awaitable<void> {
+  r.stream = [&s, task, app_id](net::StreamWriter& w) -> net::awaitable<void> {
     pipeline::Pipeline& p = *s.pipeline;
     Json started = {{"type", "started"}, {"task", task}};
     std::string first = ndjson(started);
     if (!co_await w.write(std::move(first))) co_return;
-    struct Wrap final : net::StreamWriter {
-      net::StreamWriter& out;
-      explicit Wrap(net::StreamWriter& o) : out(o) {}
-      net::awaitable<bool> write(std::string data) override {
-        Json line = {{"type", "output"}, {"data", data}};
-        std::string text = ndjson(line);
-        co_return co_await out.write(std::move(text));
-      }
-      bool closed() const override { return out.closed(); }
-    } wrap(w);
     std::function<bool()> done = [&p, task] { return p.task_end(task).has_value(); };
-    std::string path = p.output_path(task);
-    co_await p.follow(wrap, path, done);
+    RecordWriter emit = [&w](const logs::LogResult& r) -> net::awaitable<bool> {
+      Json line = {{"type", "output"}, {"data", r.record.value("log", "") + "\n"}};
+      std::string text = ndjson(line);
+      co_return co_await w.write(std::move(text));
+    };
+    logs::LogQuery q;
+    q.task = task;
+    q.tag = "stele." + app_name(app_id) + ".pipeline";
+    std::function<bool(const Json&)> keep_all;
+    co_await follow_records(s, q, keep_all, emit, done);
     auto end = p.task_end(task);
     int code = end ? end->value("exitCode", end->value("state", "") == "finished" ? 0 : 1) : 1;
     std::string reason = end ? end->value("reason", "") : "the task's end was not seen";
@@ -171,9 +221,20 @@ HttpResponse release_log(ApiServer::Impl& s, const HttpRequest& req, const std::
   if (!s.cluster.release(app_id, n))
     return HttpResponse::json(404, {{"message", "app " + app_id + " has no release " + std::to_string(n)}});
   if (req.query_flag("follow")) return follow_release(s, app_id, n);
-  std::ifstream in(s.pipeline->log_path(app_id, n), std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  return HttpResponse::text(200, text);
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "text/plain; charset=utf-8";
+  r.stream = [&s, app_id, n](net::StreamWriter& w) -> net::awaitable<void> {
+    RecordWriter emit = [&w](const logs::LogResult& rec) -> net::awaitable<bool> {
+      std::string line = rec.record.value("log", "") + "\n";
+      co_return co_await w.write(std::move(line));
+    };
+    logs::LogQuery q = release_log_query(s, app_id, n);
+    std::function<bool(const Json&)> keep = of_release(n);
+    std::function<bool()> until_caught_up;
+    co_await follow_records(s, q, keep, emit, until_caught_up);
+  };
+  return r;
 }
 
 HttpResponse app_config(ApiServer::Impl& s, const HttpRequest& req, const std::string& app_id) {
@@ -215,16 +276,6 @@ void add_pipeline_routes(net::Router& r, ApiServer::Impl& s) {
     if (!s.pipeline) co_return no_pipeline();
     co_return co_await webhook(s, req);
   });
-  r.add("POST", "/api/v1/agent/output", sync_handler(s, [&s](HttpRequest& req) {
-    if (!s.pipeline) return no_pipeline();
-    std::string task = req.query_param("task");
-    int64_t offset = atoll(req.query_param("offset", "0").c_str());
-    auto end = s.pipeline->append_output(task, offset, req.body);
-    if (!end && end.error().code == 409)
-      return HttpResponse::json(409, {{"offset", atoll(end.error().message.c_str())}, {"message", "gap: resend from offset"}});
-    if (!end) return HttpResponse::error(end.error());
-    return HttpResponse::json(200, {{"offset", *end}});
-  }));
 }
 
 }  // namespace stele::api

@@ -274,6 +274,10 @@ Result<SpoolBatch> SpoolReader::read(SpoolPos from, size_t max_bytes, std::optio
   }
   struct stat st;
   ::fstat(fd, &st);
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {  // planted by the task (its sandbox is writable)
+    ::close(fd);
+    return fail(fmt::format("spool {}: not a regular file of uid {}; ignored", path, ::geteuid()), 500);
+  }
   uint64_t size = uint64_t(st.st_size);
   uint64_t want_end = exact_end ? std::min<uint64_t>(*exact_end, size) : size;
   // Where a reader goes once this segment is done.

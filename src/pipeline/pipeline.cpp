@@ -5,6 +5,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,7 @@
 
 #include "artifact/slug.h"
 #include "common/names.h"
+#include "logs/msgpack.h"
 #include "net/offload.h"
 #include "pipeline/stele_json.h"
 
@@ -23,6 +26,11 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -77,33 +85,48 @@ struct Pipeline::Impl {
   Impl(asio::io_context& i, deploy::Cluster& c, GitRepos& g, artifact::ArtifactStore& a, PipelineOptions o)
       : io(i), cluster(c), git(g), artifacts(a), opts(std::move(o)), changed(i.get_executor()) {}
 
-  // ---- logs
-  std::string log_path(const std::string& app_id, int64_t n) const {
-    return (fs::path(opts.data_dir) / "logs" / app_name(app_id) / (std::to_string(n) + ".log")).string();
-  }
-  std::string output_path(const std::string& task_id) const {
-    return (fs::path(opts.data_dir) / "steps" / (task_id + ".out")).string();
-  }
-  void append(const std::string& path, std::string_view text) {
-    std::error_code ec;
-    fs::create_directories(fs::path(path).parent_path(), ec);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) {
-      spdlog::error("cannot append to {}: {}", path, strerror(errno));
-      return;
+  // ---- logs: the release log is records in the log store, tagged
+  // stele.<app name>.pipeline (design.md "Names"), one per line:
+  // {"app", "release", "stream": "pipeline", "log"}. The steps' own output
+  // arrives there from the agents (stream "stdout", with "task" and "step").
+  // Appends run in order on one thread (they fsync); changed is notified
+  // once each is stored.
+  boost::asio::thread_pool log_writer{1};
+  int appends_pending = 0;  // io thread: lines said but not stored yet (finished() waits for them)
+  ~Impl() { log_writer.join(); }  // lines already said are stored, not dropped
+  void append_lines(const std::string& app_id, int64_t n, std::string_view text) {
+    if (!opts.logs) return;
+    std::vector<logs::OwnedLogEntry> batch;
+    int64_t t = now_ns();
+    std::string tag = "stele." + app_name(app_id) + ".pipeline";
+    while (!text.empty()) {
+      size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+      std::string rec;
+      logs::msgpack::Writer w(rec);
+      w.map(4);
+      w.str("app"), w.str(app_id);
+      w.str("release"), w.integer(n);
+      w.str("stream"), w.str("pipeline");
+      w.str("log"), w.str(line);
+      batch.push_back({tag, t, std::move(rec)});
     }
-    size_t off = 0;
-    while (off < text.size()) {
-      ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    changed.notify();
+    ++appends_pending;
+    auto done = [this] {
+      --appends_pending;
+      changed.notify();
+    };
+    asio::post(log_writer, [store = opts.logs, batch = std::move(batch), done, ex = io.get_executor()] {
+      std::vector<logs::LogEntry> views;
+      for (const auto& e : batch) views.push_back(e.view());
+      if (auto r = store->append(views); !r) spdlog::error("release log: {}", r.error().message);
+      asio::post(ex, done);
+    });
   }
   // One status line in the release log: "-----> text".
   void say(const std::string& app_id, int64_t n, const std::string& text) {
-    append(log_path(app_id, n), "-----> " + text + "\n");
+    append_lines(app_id, n, "-----> " + text);
   }
 
   // ---- waiting
@@ -155,8 +178,8 @@ struct Pipeline::Impl {
       if (step_ms >= 0) rel.durations[step] = step_ms;
     });
     if (!r) spdlog::warn("{} release {}: cannot record the failure: {}", app_id, n, r.error().message);
-    append(log_path(app_id, n), fmt::format("!!!!!> {} failed: {}\n!!!!!> release {} failed; nothing was deployed\n",
-                                            step, reason, n));
+    append_lines(app_id, n, fmt::format("!!!!!> {} failed: {}\n!!!!!> release {} failed; nothing was deployed",
+                                        step, reason, n));
     spdlog::info("{} release {}: {} failed: {}", app_id, n, step, reason);
   }
 
@@ -493,7 +516,7 @@ net::awaitable<void> Pipeline::Impl::deploy(const std::string& app_id, int64_t n
     co_await w->signal.wait(1s);
     for (const Json& e : w->events) {
       std::string step = e.contains("deployment") ? e["deployment"].value("step", "") : "";
-      if (!step.empty() && step != last_step && !w->end) append(log_path(app_id, n), "       " + step + "\n");
+      if (!step.empty() && step != last_step && !w->end) append_lines(app_id, n, "       " + step);
       last_step = step;
     }
     w->events.clear();
@@ -619,8 +642,8 @@ net::awaitable<Result<ReceiveResult>> Pipeline::receive(const std::string& app_i
     auto n = s.cluster.add_release(rel, actor);
     if (!n) co_return fail(n.error());
     out.release = *n;
-    s.append(s.log_path(app_id, *n), fmt::format("-----> {} release {}: {} {} ({})\n", app_id, *n, u.ref,
-                                                 short_id(u.after, 8), cause));
+    s.append_lines(app_id, *n, fmt::format("-----> {} release {}: {} {} ({})", app_id, *n, u.ref,
+                                           short_id(u.after, 8), cause));
     if (!repo) {
       std::string why = repo.error().message;
       for (const auto& d : repo.error().details)
@@ -663,54 +686,11 @@ void Pipeline::on_event(const Json& e) {
   }
 }
 
-Result<int64_t> Pipeline::append_output(const std::string& task_id, int64_t offset, std::string_view bytes) {
-  Impl& s = *impl_;
-  const deploy::Task* t = s.cluster.task(task_id);
-  if (!t || t->kind.empty()) return fail(Error{"no pipeline task '" + task_id + "' is running", {}, 404});
-  std::string out = s.output_path(task_id);
-  std::error_code ec;
-  int64_t have = fs::exists(out, ec) ? static_cast<int64_t>(fs::file_size(out, ec)) : 0;
-  if (offset < 0 || offset > have) return fail(Error{std::to_string(have), {}, 409});
-  int64_t skip = have - offset;
-  if (skip >= static_cast<int64_t>(bytes.size())) return have;
-  std::string_view fresh = bytes.substr(static_cast<size_t>(skip));
-  s.append(out, fresh);
-  if (t->kind != "run") s.append(s.log_path(t->app_id, t->release), fresh);
-  return have + static_cast<int64_t>(fresh.size());
+bool Pipeline::finished(const std::string& app_id, int64_t n) const {
+  return !impl_->running.count({app_id, n}) && impl_->appends_pending == 0;
 }
-
-std::string Pipeline::log_path(const std::string& app_id, int64_t n) const { return impl_->log_path(app_id, n); }
-std::string Pipeline::output_path(const std::string& task_id) const { return impl_->output_path(task_id); }
-
-bool Pipeline::finished(const std::string& app_id, int64_t n) const { return !impl_->running.count({app_id, n}); }
 
 net::AsyncSignal& Pipeline::changed() { return impl_->changed; }
-
-net::awaitable<void> Pipeline::follow(net::StreamWriter& w, std::string path, std::function<bool()> done) {
-  int64_t offset = 0;
-  std::string buf(64 * 1024, '\0');
-  for (;;) {
-    bool was_done = done();  // checked before reading: what was written before the end is sent
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    bool progressed = false;
-    if (fd >= 0) {
-      for (;;) {
-        ssize_t n = ::pread(fd, buf.data(), buf.size(), offset);
-        if (n <= 0) break;
-        offset += n;
-        progressed = true;
-        std::string chunk(buf.data(), static_cast<size_t>(n));
-        if (!co_await w.write(std::move(chunk))) {
-          ::close(fd);
-          co_return;
-        }
-      }
-      ::close(fd);
-    }
-    if (was_done) co_return;
-    if (!progressed) co_await impl_->changed.wait(1s);
-  }
-}
 
 Result<std::string> Pipeline::start_run(const std::string& app_id, std::optional<int64_t> n, const std::string& cmd,
                                         const std::string& actor) {

@@ -4,8 +4,8 @@
 // has an agent build one, runs the test step and a smoke instance, marks the
 // release ready or failed (once), runs the release step and hands the release
 // to the Cluster's deployment controller, following the deployment to its end.
-// Everything it does, and every step's output, goes to the release log that
-// the push terminal, `stele pipeline` and the API follow.
+// Everything it does, and every step's output, goes to the release log (in
+// the log store) that the push terminal, `stele pipeline` and the API follow.
 //
 // Threading: one io_context thread, like the Cluster it drives. The Cluster's
 // events must be delivered with on_event() from a posted handler, never from
@@ -26,6 +26,7 @@
 #include "common/json.h"
 #include "common/result.h"
 #include "deploy/cluster.h"
+#include "logs/log_store.h"
 #include "net/http.h"
 #include "net/signal.h"
 #include "pipeline/git_repos.h"
@@ -33,7 +34,8 @@
 namespace stele::pipeline {
 
 struct PipelineOptions {
-  std::string data_dir;              // <server data>/pipeline: release logs, step output, temp trees
+  std::string data_dir;              // <server data>/pipeline: temp trees
+  logs::LogStore* logs = nullptr;    // the release logs go here (nullptr: nowhere)
   double build_cpus = 1.0;           // defaults for a build (stele.json's build may set its own)
   double build_mem = 1024;           // MB
   int64_t build_timeout_s = 900;
@@ -72,22 +74,13 @@ class Pipeline {
   // The Cluster's events (task ends and health, deployments).
   void on_event(const Json& e);
 
-  // Step output from an agent: bytes [offset, offset+size) of the task's
-  // merged stdout/stderr. Returns the new end. A resend is skipped; a gap is
-  // 409 carrying the current end in the message.
-  Result<int64_t> append_output(const std::string& task_id, int64_t offset, std::string_view bytes);
-
-  // ---- logs
-  std::string log_path(const std::string& app_id, int64_t release) const;
-  std::string output_path(const std::string& task_id) const;
+  // ---- the release log: records tagged stele.<app name>.pipeline in the
+  // log store (pipeline lines and the steps' output)
   // True once the release's pipeline (and the deployment it started) ended,
   // or when no pipeline runs for it in this process.
   bool finished(const std::string& app_id, int64_t release) const;
-  // Notified on every log append and pipeline end.
+  // Notified after every pipeline line is stored and at every pipeline end.
   net::AsyncSignal& changed();
-  // Follows a file (a release log or a run's output) from `offset`, writing
-  // chunks until done() and the file is drained.
-  net::awaitable<void> follow(net::StreamWriter& w, std::string path, std::function<bool()> done);
 
   // ---- one-off runs (`stele run`)
   // Starts `cmd` with the release's slug and environment; returns the task id.

@@ -1,7 +1,8 @@
 // The Agent launching from artifacts and running one-off steps, end to end:
 // a real Agent, real executors (this binary re-exec'd, see executor_test),
 // the task user and the host's cgroups, against an in-test HTTP server that
-// plays the server's agent protocol, artifact and output endpoints.
+// plays the server's agent protocol and artifact endpoints, with a real
+// forward input and log store receiving the tasks' records.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,12 +12,15 @@
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "agent/agent.h"
 #include "agent/slug_cache.h"
 #include "artifact/sha256.h"
 #include "artifact/slug.h"
 #include "fixtures/executor_fixtures.h"
+#include "logs/forward_server.h"
+#include "logs/log_store.h"
 #include "net/http_server.h"
 #include "net/signal.h"
 #include "net/sse.h"
@@ -34,18 +38,20 @@ using net::HttpResponse;
 // io thread (the test thread), so its state needs no locks.
 class FakeServer {
  public:
-  explicit FakeServer(boost::asio::io_context& io) : io_(io), signal_(io.get_executor()) {
+  FakeServer(boost::asio::io_context& io, const std::string& logs_dir)
+      : io_(io), signal_(io.get_executor()), logs_(logs_dir, logs::LogStoreOptions{}) {
+    EXPECT_TRUE(logs_.open());
+    start_forward("127.0.0.1:0");
     auto ok = [](HttpRequest&) -> net::awaitable<HttpResponse> { co_return HttpResponse::json(200, Json::object()); };
-    router_.add("POST", "/api/v1/agent/register", ok);
+    router_.add("POST", "/api/v1/agent/register", [this](HttpRequest&) -> net::awaitable<HttpResponse> {
+      co_return HttpResponse::json(200, {{"forward", forward_address}});
+    });
     router_.add("POST", "/api/v1/agent/heartbeat", ok);
     router_.add("GET", "/api/v1/agent/commands", [this](HttpRequest&) -> net::awaitable<HttpResponse> {
       co_return command_stream();
     });
     router_.add("POST", "/api/v1/agent/status", [this](HttpRequest& r) -> net::awaitable<HttpResponse> {
       co_return on_status(r);
-    });
-    router_.add("POST", "/api/v1/agent/output", [this](HttpRequest& r) -> net::awaitable<HttpResponse> {
-      co_return on_output(r);
     });
     router_.add("GET", "/api/v1/artifacts/{sha256}", [this](HttpRequest& r) -> net::awaitable<HttpResponse> {
       co_return get_artifact(r);
@@ -57,7 +63,32 @@ class FakeServer {
     server_ = std::make_unique<net::HttpServer>(io_, router_);
     url = "http://" + server_->listen("127.0.0.1:0").value();
   }
-  ~FakeServer() { server_->stop(); }
+  ~FakeServer() {
+    server_->stop();
+    if (forward_) forward_->stop();
+  }
+
+  // The forward input goes away and comes back after `ms` on the same
+  // address (the agent's shipper must retry).
+  void forward_outage(int ms) {
+    forward_->stop();
+    forward_.reset();
+    auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(ms));
+    t->async_wait([this, t](boost::system::error_code) { start_forward(forward_address); });
+  }
+
+  // The task's log lines in the store, joined with newlines.
+  std::string stored_output(const std::string& task) const {
+    logs::LogQuery q;
+    q.task = task;
+    q.after = 0;
+    q.limit = 100000;
+    auto rows = logs_.query(q);
+    std::string out;
+    if (rows)
+      for (const auto& r : *rows) out += r.record.value("log", "") + "\n";
+    return out;
+  }
 
   void send(Json command) {
     commands_.push_back(std::move(command));
@@ -75,9 +106,8 @@ class FakeServer {
   std::map<std::string, std::string> artifacts;       // served
   std::map<std::string, int> artifact_gets;
   std::map<std::string, std::string> uploaded;
-  std::map<std::string, std::string> output;          // task -> bytes received
-  std::map<std::string, std::string> output_at_terminal;
-  int refuse_outputs = 0;                             // answer the next N with 503
+  std::map<std::string, std::string> output_at_terminal;  // task -> its stored lines when its end arrived
+  std::string forward_address;
 
  private:
   HttpResponse command_stream() {
@@ -103,21 +133,10 @@ class FakeServer {
     auto body = parse_json(r.body);
     for (const auto& u : body->value("updates", Json::array())) {
       updates.push_back(u);
-      if (is_terminal_state(u.value("state", ""))) output_at_terminal[u.value("taskId", "")] = output[u.value("taskId", "")];
+      if (is_terminal_state(u.value("state", "")))
+        output_at_terminal[u.value("taskId", "")] = stored_output(u.value("taskId", ""));
     }
     return HttpResponse::json(200, Json::object());
-  }
-
-  HttpResponse on_output(const HttpRequest& r) {
-    if (refuse_outputs > 0) {
-      --refuse_outputs;
-      return HttpResponse::json(503, {{"message", "busy"}});
-    }
-    std::string& have = output[r.query_param("task")];
-    uint64_t offset = std::stoull(r.query_param("offset", "0"));
-    if (offset > have.size()) return HttpResponse::json(409, {{"offset", have.size()}});
-    if (offset + r.body.size() > have.size()) have += r.body.substr(have.size() - offset);
-    return HttpResponse::json(200, {{"offset", have.size()}});
   }
 
   HttpResponse get_artifact(const HttpRequest& r) {
@@ -133,13 +152,24 @@ class FakeServer {
   std::unique_ptr<net::HttpServer> server_;
   std::vector<Json> commands_;
   net::AsyncSignal signal_;
+  logs::LogStore logs_;
+  std::unique_ptr<logs::ForwardServer> forward_;
+
+  void start_forward(const std::string& addr) {
+    logs::ForwardServerOptions fo;
+    fo.listen = addr;
+    forward_ = std::make_unique<logs::ForwardServer>(io_, logs_, fo);
+    auto b = forward_->start();
+    ASSERT_TRUE(b) << b.error().message;
+    forward_address = *b;
+  }
 };
 
 class AgentLaunchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (task user, sandboxes)";
-    server_ = std::make_unique<FakeServer>(io_);
+    server_ = std::make_unique<FakeServer>(io_, dir_.path() + "/server-logs");
     static int n = 0;
     opts_.id = "test-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
     opts_.server_url = server_->url;
@@ -262,7 +292,7 @@ TEST_F(AgentLaunchTest, BuildStepUploadsItsSlugAfterItsOutput) {
   Json step = {{"kind", "build"}, {"cmd", "echo building; echo warning >&2; cat src.txt > built.txt; "
                                           "touch \"$STELE_CACHE_DIR/marker\" && echo cached; echo done"},
                {"timeoutSeconds", 60}, {"source", src}, {"cacheKey", "shop"}};
-  server_->refuse_outputs = 2;  // the shipper retries
+  server_->forward_outage(1500);  // the shipper retries until the input is back
   launch("shop-r1.build.1", "true", "", step);
   Json t = wait_terminal("shop-r1.build.1");
   ASSERT_EQ(t.value("state", ""), "finished") << t.dump();
