@@ -1,5 +1,8 @@
 #include "agent/task_runner.h"
 
+#include "agent/executor_output.h"
+#include "logs/spool.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -494,6 +497,8 @@ void TaskRunner::gc_sandboxes() {
     struct stat ms;
     if (!st && ::stat(marker.c_str(), &ms) == 0) ended = int64_t(ms.st_mtime) * 1000;
     if (now - ended < keep_ms) continue;
+    // Records not shipped yet (the server was away): the sandbox stays until they are.
+    if (logs::SpoolReader(dir, TaskRecords::kPrefix).exists()) continue;
     std::error_code ec;
     fs::remove_all(dir, ec);  // removes symlinks, never follows them
     if (ec) spdlog::warn("gc sandbox {}: {}", dir, ec.message());

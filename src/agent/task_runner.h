@@ -75,7 +75,7 @@ class TaskRunner {
   // Latest status of every known (not yet acked) task.
   std::vector<TaskStatus> snapshot() const;
   // Removes acked sandboxes whose task ended more than
-  // sandbox_retention_seconds ago.
+  // sandbox_retention_seconds ago and whose records were all shipped.
   void gc_sandboxes();
 
   std::string sandbox_dir(const std::string& task_id) const;
