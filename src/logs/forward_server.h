@@ -6,15 +6,26 @@
 // accepts nothing but a PING until the PING proves the key (then PONG); a
 // wrong key gets a PONG with auth_ok false and the connection is closed.
 // Events requests are appended to the LogStore (entries without a time get
-// the time of receipt) on ONE dedicated writer thread, so appends from every
-// connection are serialised and never block the io thread; a request's
-// {"ack": chunk} is written only after its append returned, i.e. once the
-// records are durable ("acked = durable"). A connection waits for its own
-// append before decoding its next request, so requests of one connection are
-// stored in order and the decoder's buffer (which the entries view) stays put.
-// A malformed request, a refused append, a failed handshake or an idle
-// timeout closes only that connection, with a warning naming the peer and the
-// reason; nothing is acked that was not stored.
+// the time of receipt) by ONE dedicated writer thread doing group commit:
+// it takes every request waiting at that moment, from all connections, and
+// stores them with LogStore::append_batch -- one write and one fdatasync per
+// stream file for the lot -- so appends never block the io thread and the
+// disk's sync latency is paid once per group, not per request. A request's
+// {"ack": chunk} is written only after its group was stored, i.e. once its
+// records are durable ("acked = durable"); each request keeps its own chunk
+// dedup and its own result.
+//
+// A connection decodes ahead while its earlier requests are being stored
+// (at most 8 requests / 16 MiB per connection and 256 MiB for the server in
+// flight -- one request always -- then it stops reading: back-pressure):
+// each request's records are copied out of the decoder's buffer,
+// requests go to the writer in arrival order, so those of one connection are
+// stored in order, and their acks go out in that order. A malformed request,
+// a refused append, a failed handshake or an idle timeout closes only that
+// connection, with a warning naming the peer and the reason; the requests
+// before it are acked first, nothing is acked that was not stored. (Requests
+// after a refused one that were already in flight may still be stored,
+// unacked: their resend dedups by chunk id.)
 //
 // fluent_signal other than 0 (Fluent Bit metrics/traces, Stele agents' metric
 // points): handed to `signal_sink` on the io thread and acked if it accepts;
@@ -24,9 +35,9 @@
 // datagram with one 0x00 byte, as Fluentd's in_forward does.
 //
 // Thread-safety: start/stop/address on the io_context's thread (or before it
-// runs). The LogStore must outlive the server; the destructor waits for the
-// writer thread to finish any append in progress, so destroy the server before
-// its io_context.
+// runs), which must be run by one thread. The LogStore must outlive the
+// server; the destructor lets the writer thread store what is already queued
+// (nothing more is acked), so destroy the server before its io_context.
 #pragma once
 #include <chrono>
 #include <functional>
@@ -65,8 +76,8 @@ class ForwardServer {
   // address and the cause.
   Result<std::string> start();
   std::string address() const;  // "" before start()
-  // Stops accepting and closes every connection (in-flight appends still
-  // finish; their acks are not sent). Idempotent.
+  // Stops accepting and closes every connection (appends already queued
+  // still finish; their acks are not sent). Idempotent.
   void stop();
 
   struct Stats {

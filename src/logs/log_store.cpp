@@ -6,7 +6,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <condition_variable>
 #include <filesystem>
+#include <thread>
+#include <unordered_set>
 
 #include "common/log.h"
 #include "common/names.h"
@@ -102,8 +105,6 @@ LogStore::LogStore(std::string dir, LogStoreOptions options) : dir_(std::move(di
     opt_.segment_bytes = std::min<uint64_t>(opt_.segment_bytes, std::max<uint64_t>(opt_.retention.max_bytes / 8, 1));
 }
 
-LogStore::~LogStore() = default;
-
 Result<void> LogStore::open() {
   std::lock_guard w(write_mu_);
   std::error_code ec;
@@ -138,52 +139,267 @@ Result<StreamFiles*> LogStore::stream_for(const std::string& key) {
   return streams_.emplace(key, std::move(s)).first->second.get();
 }
 
-Result<AppendResult> LogStore::append(std::span<const LogEntry> entries, std::string_view chunk_id) {
-  if (chunk_id.size() > 1024) return fail("logs: chunk id longer than 1024 bytes", 400);
-  std::lock_guard w(write_mu_);
-  // Group by stream, keeping each stream's records in arrival order.
+// One stream's share of a batch: its kRecords frames, written with one
+// fdatasync, and what each frame commits once that sync succeeded.
+struct LogStore::Staged {
+  struct Part {
+    size_t req;                      // index of the request in the batch
+    size_t records_at, records_len;  // the frame's records, in `frames`
+    BlockHeader h;
+    std::string_view chunk;
+  };
+  StreamFiles* s = nullptr;
+  std::string frames;
+  std::vector<Part> parts;
+  std::unordered_set<std::string_view> chunks;  // staged in this batch (dedup between its requests)
+};
+
+namespace {
+
+// A request's records for one stream are split into frames of at most this
+// much, well under kMaxFrameBody (records carry 16+ bytes more than received).
+constexpr size_t kMaxFrameRecords = kMaxFrameBody / 4;
+
+}  // namespace
+
+void LogStore::stage_group(size_t req, const AppendRequest& r, StreamFiles* s, std::span<const uint32_t> idx,
+                           std::vector<Staged>& staged, AppendResult& res) {
+  size_t n = idx.empty() ? r.entries.size() : idx.size();
+  auto found = std::find_if(staged.begin(), staged.end(), [s](const Staged& x) { return x.s == s; });
+  Staged& st = found != staged.end() ? *found : staged.emplace_back();
+  st.s = s;
+  if (!r.chunk_id.empty() && (s->seen_chunk(r.chunk_id) || st.chunks.count(r.chunk_id))) {
+    res.duplicates += n;
+    return;
+  }
+  if (!r.chunk_id.empty()) st.chunks.insert(r.chunk_id);
+  size_t bytes = 0;  // reserve what this group adds: no regrowth copies
+  for (size_t k = 0; k < n; ++k) {
+    const LogEntry& e = r.entries[idx.empty() ? k : idx[k]];
+    bytes += 16 + 10 + e.tag.size() + e.record.size();  // seq, time, 2 varints, tag, record
+  }
+  size_t need = st.frames.size() + bytes + (bytes / kMaxFrameRecords + 1) * (kFrameHeaderBytes + 2 + r.chunk_id.size());
+  if (need > st.frames.capacity()) st.frames.reserve(std::max(need, 2 * st.frames.capacity()));
+  uint64_t seq = next_seq_.load();
+  size_t frame = 0, at = 0;
+  BlockHeader h;
+  auto close_frame = [&] {
+    h.last_seq = seq - 1;
+    st.parts.push_back({req, at, st.frames.size() - at, h, r.chunk_id});
+    end_frame(st.frames, frame, FrameType::kRecords);
+  };
+  for (size_t k = 0; k < n; ++k) {
+    const LogEntry& e = r.entries[idx.empty() ? k : idx[k]];
+    if (k == 0 || st.frames.size() - at >= kMaxFrameRecords) {
+      if (k > 0) close_frame();
+      frame = begin_frame(st.frames);
+      begin_records_body(st.frames, r.chunk_id);
+      at = st.frames.size();
+      h = BlockHeader{seq, 0, INT64_MAX, INT64_MIN, 0, 0};
+    }
+    append_record(st.frames, seq++, e);
+    h.min_time_ns = std::min(h.min_time_ns, e.time_ns);
+    h.max_time_ns = std::max(h.max_time_ns, e.time_ns);
+    h.count++;
+  }
+  if (n > 0) close_frame();
+  next_seq_.store(seq);
+}
+
+// Encodes one request into the batch's per-stream frames, keeping each
+// stream's records in arrival order.
+Result<void> LogStore::stage(size_t req, const AppendRequest& r, std::vector<Staged>& staged, AppendResult& res) {
+  if (r.chunk_id.size() > kMaxChunkIdBytes)
+    return fail("logs: chunk id longer than " + std::to_string(kMaxChunkIdBytes) + " bytes", 400);
+  if (r.entries.empty()) return {};
+  std::string_view tag = r.entries.front().tag;
+  bool one_tag = std::all_of(r.entries.begin(), r.entries.end(), [&](const LogEntry& e) { return e.tag == tag; });
+  if (one_tag) {  // the usual request: one tag, one stream, no index
+    auto s = stream_for(stream_key_for_tag(tag));
+    if (!s) return fail(s.error());
+    stage_group(req, r, *s, {}, staged, res);
+    return {};
+  }
   std::vector<std::pair<std::string, std::vector<uint32_t>>> groups;
   std::string_view last_tag;
   size_t last_group = 0;
-  for (uint32_t i = 0; i < entries.size(); ++i) {
-    if (groups.empty() || entries[i].tag != last_tag) {
-      std::string key = stream_key_for_tag(entries[i].tag);
+  for (uint32_t i = 0; i < r.entries.size(); ++i) {
+    if (groups.empty() || r.entries[i].tag != last_tag) {
+      std::string key = stream_key_for_tag(r.entries[i].tag);
       auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
       if (it == groups.end()) it = groups.insert(groups.end(), {std::move(key), {}});
       last_group = static_cast<size_t>(it - groups.begin());
-      last_tag = entries[i].tag;
+      last_tag = r.entries[i].tag;
     }
     groups[last_group].second.push_back(i);
   }
-  AppendResult res;
-  std::string records;
   for (const auto& [key, idx] : groups) {
     auto s = stream_for(key);
     if (!s) return fail(s.error());
-    if (!chunk_id.empty() && (*s)->seen_chunk(std::string(chunk_id))) {
-      res.duplicates += idx.size();
+    stage_group(req, r, *s, idx, staged, res);
+  }
+  return {};
+}
+
+// Runs the wal fdatasyncs of a batch on its own thread, so the writer can
+// compress earlier tails into blocks while the disk works (one core then
+// does both: the sync mostly waits).
+class LogStore::Syncer {
+ public:
+  Syncer() : thread_([this] { run(); }) {}
+  ~Syncer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void start(std::vector<StreamFiles*> streams) {
+    std::lock_guard lock(mu_);
+    job_ = std::move(streams);
+    results_.clear();
+    pending_ = true;
+    cv_.notify_all();
+  }
+  // One result per stream given to start(), in order.
+  std::vector<Result<void>> wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return !pending_; });
+    return std::move(results_);
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || pending_; });
+      if (!pending_) return;
+      std::vector<StreamFiles*> job = job_;
+      lock.unlock();
+      std::vector<Result<void>> out;
+      for (StreamFiles* s : job) out.push_back(s->sync_wal());
+      lock.lock();
+      results_ = std::move(out);
+      pending_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<StreamFiles*> job_;         // GUARDED_BY(mu_)
+  std::vector<Result<void>> results_;     // GUARDED_BY(mu_)
+  bool pending_ = false, stop_ = false;   // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+// Writes every staged stream's frames, then fdatasyncs each of them once.
+// Owed block cuts run meanwhile (the sync on the syncer thread). Returns, per
+// staged stream, whether its records are durable.
+LogStore::~LogStore() = default;  // after Syncer is complete
+
+std::vector<Result<void>> LogStore::write_and_sync(std::vector<Staged>& staged) {
+  std::vector<Result<void>> out(staged.size());
+  std::vector<StreamFiles*> to_sync;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < staged.size(); ++i) {
+    if (staged[i].parts.empty()) continue;
+    out[i] = staged[i].s->write_wal(staged[i].frames);
+    if (out[i]) to_sync.push_back(staged[i].s), at.push_back(i);
+  }
+  n_wal_syncs_.fetch_add(to_sync.size(), std::memory_order_relaxed);
+  if (opt_.before_wal_sync_for_test && !to_sync.empty()) opt_.before_wal_sync_for_test();
+  bool cut = std::any_of(owed_.begin(), owed_.end(), [](StreamFiles* s) { return s->wants_cut(); });
+  if (cut && !to_sync.empty()) {
+    if (!syncer_) syncer_ = std::make_unique<Syncer>();
+    syncer_->start(to_sync);
+    int64_t now = now_ms();
+    for (StreamFiles* s : owed_) s->cut_blocks(now);
+    auto synced = syncer_->wait();
+    for (size_t k = 0; k < at.size(); ++k) out[at[k]] = std::move(synced[k]);
+  } else {
+    for (size_t k = 0; k < at.size(); ++k) out[at[k]] = to_sync[k]->sync_wal();
+  }
+  return out;
+}
+
+std::vector<Result<AppendResult>> LogStore::append_batch(std::span<const AppendRequest> requests) {
+  std::lock_guard w(write_mu_);
+  for (StreamFiles* s : owed_) {  // rare (every wal_rewrite_bytes): before this batch's frames land in the wal
+    if (!s->wants_wal_rewrite()) continue;
+    s->cut_blocks(now_ms());  // so the new wal carries only a short tail
+    s->rewrite_wal_if_big();
+  }
+  std::vector<AppendResult> res(requests.size());
+  std::vector<std::optional<Error>> err(requests.size());
+  std::vector<Staged> staged;
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (auto r = stage(i, requests[i], staged, res[i]); !r) err[i] = r.error();
+  auto durable = write_and_sync(staged);
+  std::erase_if(owed_, [](StreamFiles* s) { return !s->wants_cut() && !s->wants_wal_rewrite(); });
+  uint64_t visible = 0, stored = 0;
+  for (size_t i = 0; i < staged.size(); ++i) {
+    Staged& st = staged[i];
+    if (!durable[i]) {
+      for (const auto& p : st.parts)
+        if (!err[p.req]) err[p.req] = durable[i].error();
       continue;
     }
-    records.clear();
-    BlockHeader h{next_seq_, 0, INT64_MAX, INT64_MIN, 0, static_cast<uint32_t>(idx.size())};
-    for (uint32_t i : idx) {
-      append_record(records, next_seq_++, entries[i]);
-      h.min_time_ns = std::min(h.min_time_ns, entries[i].time_ns);
-      h.max_time_ns = std::max(h.max_time_ns, entries[i].time_ns);
+    for (const auto& p : st.parts) {
+      st.s->commit(std::string_view(st.frames).substr(p.records_at, p.records_len), p.h, p.chunk);
+      AppendResult& a = res[p.req];
+      if (a.stored == 0 || p.h.first_seq < a.first_seq) a.first_seq = p.h.first_seq;
+      a.last_seq = std::max(a.last_seq, p.h.last_seq);
+      a.stored += p.h.count;
+      visible = std::max(visible, p.h.last_seq);
+      stored += p.h.count;
     }
-    h.last_seq = next_seq_ - 1;
-    if (auto r = (*s)->append(records, h, chunk_id, now_ms()); !r) return fail(r.error());
-    if (res.stored == 0) res.first_seq = h.first_seq;
-    res.last_seq = h.last_seq;
-    res.stored += idx.size();
+    if ((st.s->wants_cut() || st.s->wants_wal_rewrite()) && std::find(owed_.begin(), owed_.end(), st.s) == owed_.end())
+      owed_.push_back(st.s);
   }
-  if (res.stored > 0) {
-    visible_seq_.store(res.last_seq);
+  n_appends_.fetch_add(requests.size(), std::memory_order_relaxed);
+  n_batches_.fetch_add(1, std::memory_order_relaxed);
+  n_records_.fetch_add(stored, std::memory_order_relaxed);
+  if (stored > 0) {
+    visible_seq_.store(std::max(visible_seq_.load(), visible));
     std::lock_guard lock(change_mu_);
     changes_.fetch_add(1);
     change_cv_.notify_all();
   }
-  return res;
+  std::vector<Result<AppendResult>> out;
+  out.reserve(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (err[i]) out.emplace_back(fail(std::move(*err[i])));
+    else out.emplace_back(res[i]);
+  }
+  return out;
+}
+
+Result<AppendResult> LogStore::append(std::span<const LogEntry> entries, std::string_view chunk_id) {
+  AppendRequest r{entries, chunk_id};
+  auto out = append_batch(std::span<const AppendRequest>(&r, 1));
+  compact();
+  return std::move(out.front());
+}
+
+bool LogStore::compaction_owed() const {
+  std::lock_guard w(write_mu_);
+  return !owed_.empty();
+}
+
+void LogStore::compact() {
+  std::lock_guard w(write_mu_);
+  int64_t now = now_ms();
+  for (StreamFiles* s : owed_) {
+    s->cut_blocks(now);
+    s->rewrite_wal_if_big();
+  }
+  owed_.clear();
+}
+
+LogStoreStats LogStore::stats() const {
+  return {n_appends_.load(), n_batches_.load(), n_wal_syncs_.load(), n_records_.load()};
 }
 
 Result<void> LogStore::flush() {

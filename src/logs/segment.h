@@ -26,6 +26,11 @@ inline constexpr uint32_t kMaxFrameBody = 64u << 20;
 
 // Appends one framed body to `out`.
 void append_frame(std::string& out, FrameType type, std::string_view body);
+// The same, built in place (no copy of the body): begin_frame() reserves the
+// header and returns where it starts; append the body to `out`, then
+// end_frame() fills in length and checksum.
+size_t begin_frame(std::string& out);
+void end_frame(std::string& out, size_t start, FrameType type);
 
 struct Frame {
   FrameType type{};
@@ -83,6 +88,8 @@ Result<std::string> decode_block_records(std::string_view body);
 
 // Body of a kRecords frame (chunk id + pre-encoded records).
 std::string records_body(std::string_view chunk_id, std::string_view records);
+// Appends the start of a kRecords body (the chunk id) to `out`; the records follow it.
+void begin_records_body(std::string& out, std::string_view chunk_id);
 struct RecordsBody {
   std::string_view chunk_id;
   std::string_view records;

@@ -190,18 +190,19 @@ void StreamFiles::remember_chunk(std::string_view id) {
   }
 }
 
-Result<void> StreamFiles::append(std::string_view records, const BlockHeader& h, std::string_view chunk_id,
-                                 int64_t now_ms) {
-  std::string frame;
-  frame.reserve(kFrameHeaderBytes + 2 + chunk_id.size() + records.size());
-  append_frame(frame, FrameType::kRecords, records_body(chunk_id, records));
-  if (auto r = write_all(wal_fd_, frame, wal_path_); !r) {
-    // Cut the partial frame so later appends don't land behind garbage.
+Result<void> StreamFiles::write_wal(std::string_view frames) {
+  if (auto r = write_all(wal_fd_, frames, wal_path_); !r) {
+    // Cut the partial frames so later appends don't land behind garbage.
     if (::ftruncate(wal_fd_, static_cast<off_t>(wal_bytes_)) != 0) std::abort();
     return r;
   }
-  wal_bytes_ += frame.size();
-  if (auto r = sync_data(wal_fd_, wal_path_); !r) return r;
+  wal_bytes_ += frames.size();
+  return {};
+}
+
+Result<void> StreamFiles::sync_wal() const { return sync_data(wal_fd_, wal_path_); }
+
+void StreamFiles::commit(std::string_view records, const BlockHeader& h, std::string_view chunk_id) {
   if (!chunk_id.empty()) remember_chunk(chunk_id);
   {
     std::lock_guard lock(mu_);
@@ -213,14 +214,16 @@ Result<void> StreamFiles::append(std::string_view records, const BlockHeader& h,
     pending_.append(records);
   }
   last_seq_ = h.last_seq;
-  // The records are durable now; compaction failures below only delay it.
-  if (pending_.size() >= lim_.block_bytes) {
-    if (auto r = cut_block(now_ms); !r) spdlog::error("{}", r.error().message);
-  }
-  if (wal_bytes_ > 4 * lim_.block_bytes + lim_.wal_rewrite_bytes) {
-    if (auto r = rewrite_wal(); !r) spdlog::error("{}", r.error().message);
-  }
-  return {};
+}
+
+void StreamFiles::cut_blocks(int64_t now_ms) {
+  if (!wants_cut()) return;
+  if (auto r = cut_block(now_ms); !r) spdlog::error("{}", r.error().message);
+}
+
+void StreamFiles::rewrite_wal_if_big() {
+  if (!wants_wal_rewrite()) return;
+  if (auto r = rewrite_wal(); !r) spdlog::error("{}", r.error().message);
 }
 
 Result<void> StreamFiles::flush(int64_t now_ms) {
@@ -262,21 +265,39 @@ Result<void> StreamFiles::close_active() {
   return {};
 }
 
+// Compresses the pending tail into blocks of about block_bytes each (a group
+// commit may have added many times that since the last cut), so the sparse
+// index stays as fine as block_bytes says.
 Result<void> StreamFiles::cut_block(int64_t now_ms) {
-  BlockHeader h = pending_h_;
-  h.write_ms = now_ms;
-  if (auto r = ensure_segment(now_ms, h.first_seq); !r) return r;
-  std::string frame;
-  append_frame(frame, FrameType::kBlock, encode_block(h, pending_, lim_.zstd_level));
+  if (auto r = ensure_segment(now_ms, pending_h_.first_seq); !r) return r;
   SegmentInfo& seg = *segments_.back();
-  if (auto r = write_all(seg_fd_, frame, seg.path); !r) {
+  std::string frames;
+  std::vector<BlockRef> refs;
+  std::string_view all = pending_;
+  size_t pos = 0;
+  while (pos < all.size()) {
+    size_t start = pos;
+    StoredRecord r;
+    BlockHeader h{0, 0, INT64_MAX, INT64_MIN, now_ms, 0};
+    while (pos < all.size() && pos - start < lim_.block_bytes) {
+      if (!decode_record(all, pos, r)) std::abort();  // our own encoding: a broken invariant
+      if (h.count++ == 0) h.first_seq = r.seq;
+      h.last_seq = r.seq;
+      h.min_time_ns = std::min(h.min_time_ns, r.time_ns);
+      h.max_time_ns = std::max(h.max_time_ns, r.time_ns);
+    }
+    size_t at = frames.size();
+    append_frame(frames, FrameType::kBlock, encode_block(h, all.substr(start, pos - start), lim_.zstd_level));
+    refs.push_back(BlockRef{seg.bytes + at, static_cast<uint32_t>(frames.size() - at), h});
+  }
+  if (auto r = write_all(seg_fd_, frames, seg.path); !r) {
     if (::ftruncate(seg_fd_, static_cast<off_t>(seg.bytes)) != 0) std::abort();
     return r;
   }
   seg_dirty_ = true;
   std::lock_guard lock(mu_);
-  seg.blocks.push_back(BlockRef{seg.bytes, static_cast<uint32_t>(frame.size()), h});
-  seg.bytes += frame.size();
+  seg.blocks.insert(seg.blocks.end(), refs.begin(), refs.end());
+  seg.bytes += frames.size();
   pending_.clear();
   pending_h_ = BlockHeader{};
   return {};

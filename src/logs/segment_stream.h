@@ -1,16 +1,17 @@
 // StreamFiles: one stream's files on disk -- the wal (uncompressed tail,
-// fdatasync'ed per append) and its segments of zstd blocks -- with recovery,
-// block cutting, segment rollover and retention deletes. Internal to
-// LogStore.
+// fdatasync'ed once per group commit) and its segments of zstd blocks -- with
+// recovery, block cutting, segment rollover and retention deletes. Internal
+// to LogStore.
 //
 // Layout: <store>/<stream key>/wal and <store>/<stream key>/<first seq, 20 digits>.seg
 // Invariant: every record of the stream is in a segment block or in the wal;
 // the wal is only replaced (wal.new + rename) after the segments it no longer
 // covers are fdatasync'ed.
 //
-// Thread-safety: writer methods (append, cut_block, roll, rewrite_wal,
-// delete_segment) need the store's writer mutex; `mu` guards `segments` and
-// the pending tail for readers (snapshot()).
+// Thread-safety: writer methods (write_wal, commit, cut_blocks,
+// rewrite_wal_if_big, flush, roll_if_old, delete_segment) need the store's
+// writer mutex (sync_wal: see below); `mu` guards `segments` and the pending
+// tail for readers (snapshot()).
 #pragma once
 #include <deque>
 #include <memory>
@@ -70,9 +71,24 @@ class StreamFiles {
   Result<void> open(bool create);
   uint64_t last_seq() const { return last_seq_; }
 
-  bool seen_chunk(const std::string& id) const { return chunk_set_.count(id) != 0; }
-  // Durably appends pre-encoded records (seqs first..last) and remembers chunk_id.
-  Result<void> append(std::string_view records, const BlockHeader& h, std::string_view chunk_id, int64_t now_ms);
+  bool seen_chunk(std::string_view id) const { return chunk_set_.count(id) != 0; }
+  // An append is four steps (group commit: several requests per step 1-2):
+  // 1. write_wal: appends whole kRecords frames to the wal. On a failed
+  //    write the wal is cut back to where it was.
+  Result<void> write_wal(std::string_view frames);
+  // 2. sync_wal: fdatasyncs the wal. Touches only the wal's fd, so another
+  //    thread may run it while the writer runs cut_blocks (same stream too).
+  Result<void> sync_wal() const;
+  // 3. commit: one frame's records (seqs h.first_seq..h.last_seq), now
+  //    durable, become visible to readers; chunk_id joins the dedup window.
+  void commit(std::string_view records, const BlockHeader& h, std::string_view chunk_id);
+  // 4. later, compaction: cut_blocks compresses a tail that reached
+  //    block_bytes into segment blocks; rewrite_wal_if_big rewrites an
+  //    oversized wal (3 more fsyncs). Failures are logged: they only delay it.
+  bool wants_cut() const { return pending_.size() >= lim_.block_bytes; }
+  bool wants_wal_rewrite() const { return wal_bytes_ > 4 * lim_.block_bytes + lim_.wal_rewrite_bytes; }
+  void cut_blocks(int64_t now_ms);
+  void rewrite_wal_if_big();
   // Compresses the pending tail into a block and rewrites the wal.
   Result<void> flush(int64_t now_ms);
   // Closes the active segment when it is past segment_age_ms (retention can then delete it).
@@ -109,7 +125,11 @@ class StreamFiles {
   bool seg_dirty_ = false;   // blocks written but not yet fdatasync'ed
   uint64_t last_seq_ = 0;
   std::deque<std::string> chunks_;
-  std::unordered_set<std::string> chunk_set_;
+  struct Hash {  // lets seen_chunk look up a string_view without a copy
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_set<std::string, Hash, std::equal_to<>> chunk_set_;
 
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<SegmentInfo>> segments_;  // GUARDED_BY(mu_)

@@ -277,6 +277,70 @@ TEST_F(ForwardServerTest, JsonRequestGetsJsonAck) {
   EXPECT_EQ(stored("ext.json"), 1u);
 }
 
+// Group commit: requests of several connections that wait while the disk is
+// busy are stored together, one fdatasync for all of them.
+TEST_F(ForwardServerTest, ConcurrentConnectionsShareOneGroupCommit) {
+  std::promise<void> go;
+  std::shared_future<void> gate = go.get_future().share();
+  std::atomic<int> syncs{0};
+  LogStoreOptions slow;  // a slow disk: the first group's sync waits for `go`
+  slow.before_wal_sync_for_test = [&] {
+    if (syncs.fetch_add(1) == 0) gate.wait();
+  };
+  store_.reset();
+  fs::remove_all(dir_);
+  store_ = std::make_unique<LogStore>(dir_.string(), slow);
+  ASSERT_TRUE(store_->open());
+  start();
+  Client first(port_);
+  first.send(packed_request("ext.g", 10, "g0"));
+  for (int i = 0; i < 500 && syncs.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(syncs.load(), 1);
+  std::vector<std::unique_ptr<Client>> others;
+  for (int i = 1; i <= 4; ++i) {
+    others.push_back(std::make_unique<Client>(port_));
+    others.back()->send(packed_request("ext.g", 10, "g" + std::to_string(i)));
+  }
+  // Until the server has decoded all five (handed to the writer in the same step).
+  auto requests = [this] {
+    std::promise<uint64_t> p;
+    asio::post(io_, [&] { p.set_value(server_->stats().requests); });
+    return p.get_future().get();
+  };
+  for (int i = 0; i < 500 && requests() < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(requests(), 5u);
+  go.set_value();
+  auto ack = first.next();
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->ack, "g0");
+  for (int i = 1; i <= 4; ++i) {
+    auto a = others[i - 1]->next();
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->ack, "g" + std::to_string(i));
+  }
+  auto st = store_->stats();
+  EXPECT_EQ(st.appends, 5u);
+  EXPECT_EQ(st.batches, 2u);    // g0 alone, then g1-g4 together
+  EXPECT_EQ(st.wal_syncs, 2u);  // one stream: one fdatasync per group
+  EXPECT_EQ(stored("ext.g"), 50u);
+}
+
+// A connection decodes ahead while its requests are stored; a bad request
+// behind good ones closes it only after the good ones are acked.
+TEST_F(ForwardServerTest, RequestsBeforeAMalformedOneAreAckedFirst) {
+  start();
+  Client c(port_);
+  c.send(packed_request("ext.m", 5, "ok1") + packed_request("ext.m", 5, "ok2") +
+         std::string("\x94\xa3" "tag\xc1", 6));
+  for (const char* id : {"ok1", "ok2"}) {
+    auto ack = c.next();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->ack, id);
+  }
+  EXPECT_TRUE(c.closed_silently());
+  EXPECT_EQ(stored("ext.m"), 10u);
+}
+
 class ForwardHandshakeTest : public ForwardServerTest {
  protected:
   void SetUp() override {
