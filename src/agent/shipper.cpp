@@ -1,6 +1,5 @@
 #include "agent/shipper.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <vector>
@@ -15,6 +14,7 @@
 
 #include "agent/executor_output.h"
 #include "agent/executor_protocol.h"
+#include "agent/task_runner.h"
 #include "artifact/sha256.h"
 #include "common/clock.h"
 #include "logs/forward_client.h"
@@ -38,7 +38,6 @@ constexpr size_t kRoundBytes = 4u << 20;   // read per scan, across sources
 struct Work {
   std::string name;  // the task id (sandbox directory name)
   std::string dir;
-  logs::SpoolCursor cursor;
   std::shared_ptr<logs::SpoolBatch> batch;
 };
 
@@ -54,26 +53,12 @@ int64_t mtime_ms(const std::string& path) {
   return int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
 }
 
-std::vector<std::string> subdirs(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == ".." || n.empty() || n[0] == '.') continue;
-    if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN) out.push_back(std::move(n));
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Runs on a worker: finds every source with something to do and reads its
 // next range, persisting the in-flight mark before the range is sent.
 Scan scan_sources(const std::string& executors_dir, size_t batch_bytes, int64_t now_ms) {
   Scan s;
   size_t budget = kRoundBytes;
-  for (const auto& name : subdirs(executors_dir)) {
+  for (const auto& name : sandbox_names(executors_dir)) {
     if (budget == 0) break;
     std::string dir = executors_dir + "/" + name;
     logs::SpoolReader reader(dir, TaskRecords::kPrefix);
@@ -116,7 +101,7 @@ Scan scan_sources(const std::string& executors_dir, size_t batch_bytes, int64_t 
         continue;
       }
     budget -= std::min(budget, b->bytes.size());
-    s.work.push_back(Work{name, dir, *cur, std::move(b)});
+    s.work.push_back(Work{name, dir, std::move(b)});
   }
   return s;
 }
@@ -256,10 +241,13 @@ void Shipper::stop() {
 net::awaitable<bool> Shipper::drained(std::string task_id, std::chrono::milliseconds timeout) {
   auto impl = impl_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Shipped before (say, by this agent before a restart): the spool is gone.
+  auto gone = [dir = impl->opt.executors_dir + "/" + task_id] {
+    return !logs::SpoolReader(dir, TaskRecords::kPrefix).exists();
+  };
+  if (co_await net::offload(impl->workers, std::move(gone))) co_return true;
   while (!impl->stopped) {
     if (impl->finished.count(task_id)) co_return true;
-    // Shipped before (say, by this agent before a restart): the spool is gone.
-    if (!logs::SpoolReader(impl->opt.executors_dir + "/" + task_id, TaskRecords::kPrefix).exists()) co_return true;
     if (std::chrono::steady_clock::now() >= deadline) co_return false;
     impl->wake();
     co_await net::sleep_for(20ms);

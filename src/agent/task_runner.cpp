@@ -62,6 +62,8 @@ void kill_task_cgroup(const std::string& dir, const std::string& task_id) {
   (void)cgroups.remove(cg);
 }
 
+}  // namespace
+
 std::vector<std::string> sandbox_names(const std::string& executors_dir) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -69,8 +71,6 @@ std::vector<std::string> sandbox_names(const std::string& executors_dir) {
     if (e.is_directory(ec) && !e.is_symlink(ec)) out.push_back(e.path().filename().string());
   return out;
 }
-
-}  // namespace
 
 struct TaskRunner::Connection {
   Connection(asio::io_context& io, int fd, std::string id)

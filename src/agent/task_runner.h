@@ -122,6 +122,10 @@ class TaskRunner {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
+// The sandbox directories (task ids) under <agent data>/executors; symlinks
+// are skipped. Blocking (a directory scan).
+std::vector<std::string> sandbox_names(const std::string& executors_dir);
+
 // Stops every task under an agent data dir without an agent (`stele down`):
 // asks each executor over its socket to kill its task with `grace_seconds`
 // (or SIGTERMs the executor by pid when its socket is gone), waits for the

@@ -2,7 +2,6 @@
 // logs, config, one-off runs and step output from agents (docs/pipeline.md).
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 
 #include "api/api_impl.h"
 #include "common/names.h"

@@ -1,5 +1,7 @@
 #include "logs/spool.h"
 
+#include "logs/msgpack.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -160,19 +162,10 @@ void SpoolWriter::flush() {
       std::string rec;
       std::string msg = fmt::format("stele: {} records dropped: the spool in {} was full ({} bytes)", dropped_,
                                     dir_, opt_.max_bytes);
-      // {"log": msg} as msgpack: fixmap 1, "log", str
-      rec.push_back('\x81');
-      rec.push_back('\xa3');
-      rec.append("log");
-      if (msg.size() < 256) {
-        rec.push_back('\xd9');
-        rec.push_back(char(msg.size()));
-      } else {
-        rec.push_back('\xda');
-        rec.push_back(char(msg.size() >> 8));
-        rec.push_back(char(msg.size() & 0xff));
-      }
-      rec.append(msg);
+      msgpack::Writer w(rec);
+      w.map(1);
+      w.str("log");
+      w.str(msg);
       std::string saved = std::move(buf_);
       size_t saved_n = buf_records_;
       buf_.clear();

@@ -1,15 +1,11 @@
 #include "pipeline/pipeline.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <spdlog/spdlog.h>
 
