@@ -33,6 +33,7 @@ extern char** environ;
 #include "logs/forward_relay.h"
 #include "logs/forward_server.h"
 #include "logs/log_store.h"
+#include "metrics/service.h"
 #include "net/offload.h"
 #include "net/http_server.h"
 #include "store/store.h"
@@ -58,6 +59,7 @@ struct Flags {
   std::string token;
   double agent_timeout = 30;
   double recovery_timeout = 900;
+  double metrics_interval = 10;
   double deploy_timeout = 600;
   std::vector<std::string> apps;  // up: specs to deploy once
   std::vector<std::string> repos; // up: source dirs pushed through the pipeline once
@@ -71,6 +73,11 @@ struct Flags {
   std::string forward_to;  // "host:port": relay the log store upstream; empty = off
   std::string forward_to_shared_key;
   std::string log_retention = "7d,10GB";
+  std::string graphite_listen = "127.0.0.1:2003";  // "off": no plaintext input
+  std::string metrics_schemas;
+  std::string metrics_aggregation;
+  size_t metrics_max_series = 100'000;
+  std::string carbon_relay;
   bool verbose = false;
 };
 
@@ -198,6 +205,7 @@ Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& dat
   if (auto reach = check_task_user_reaches(data_dir, o.task_user); !reach) return fail(reach.error());
   o.agent_timeout_seconds = f.agent_timeout;
   o.recovery_timeout_seconds = f.recovery_timeout;
+  o.metrics_interval_seconds = f.metrics_interval;
   o.stele_binary = self_exe();
   return o;
 }
@@ -225,6 +233,10 @@ struct ServerRole {
   // Declared first so it outlives the API and the forward input that use it.
   std::shared_ptr<logs::LogStore> logs;
   std::unique_ptr<asio::steady_timer> log_timer;
+  // Also before the API and the forward input (its signal sink).
+  std::unique_ptr<metrics::MetricsService> metrics;
+  std::unique_ptr<asio::steady_timer> metrics_timer;
+  std::shared_ptr<std::atomic<bool>> metrics_busy;  // a pass is on the worker pool
   std::unique_ptr<store::Store> store;
   SystemClock clock;
   std::unique_ptr<deploy::Cluster> cluster;
@@ -250,12 +262,62 @@ struct ServerRole {
     return {};
   }
 
+  Result<void> open_metrics(asio::io_context& io, const Flags& f, const fs::path& data_dir) {
+    metrics::MetricsServiceOptions mo;
+    mo.dir = (data_dir / "metrics").string();
+    mo.graphite_listen = f.graphite_listen;
+    mo.schemas_file = f.metrics_schemas;
+    mo.aggregation_file = f.metrics_aggregation;
+    mo.max_series = f.metrics_max_series;
+    mo.carbon_relay = f.carbon_relay;
+    metrics = std::make_unique<metrics::MetricsService>();
+    if (auto r = metrics->open(mo); !r) return r;
+    metrics_timer = std::make_unique<asio::steady_timer>(io);
+    metrics_busy = std::make_shared<std::atomic<bool>>(false);
+    metrics_tick(metrics_busy, 0);
+    return {};
+  }
+
+  // Every second: the apps' access lines become request metrics; every 10 s
+  // Stele's own stele.server.* points. Store work runs on the worker pool,
+  // one pass at a time; the app list is read here, on the io thread.
+  void metrics_tick(std::shared_ptr<std::atomic<bool>> busy, int n) {
+    metrics_timer->expires_after(std::chrono::seconds(1));
+    metrics_timer->async_wait([this, busy, n](boost::system::error_code ec) {
+      if (ec) return;
+      if (!busy->exchange(true)) {
+        std::map<std::string, AccessLogSpec> apps;
+        std::vector<std::pair<std::string, double>> self;
+        if (cluster) {
+          for (const auto* a : cluster->apps())
+            if (const auto* rel = cluster->current_release(a->id); rel && rel->spec.access_log)
+              apps.emplace(app_name(a->id), *rel->spec.access_log);
+          if (n % 10 == 0) {
+            self.emplace_back("apps", double(cluster->apps().size()));
+            self.emplace_back("agents", double(cluster->nodes().size()));
+          }
+        }
+        auto* m = metrics.get();
+        auto* l = logs.get();
+        asio::post(net::worker_pool(), [m, l, apps = std::move(apps), self = std::move(self), busy, n] {
+          int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+          m->poll_requests(*l, apps, now);
+          if (n % 10 == 0) m->record_self(self, now);
+          busy->store(false);
+        });
+      }
+      metrics_tick(busy, n + 1);
+    });
+  }
+
   Result<void> start_forward(asio::io_context& io, const Flags& f) {
     if (f.forward_listen == "off") return start_relay(io, f);
     logs::ForwardServerOptions fo;
     fo.listen = f.forward_listen;
     fo.shared_key = f.forward_shared_key;
     fo.self_hostname = f.hostname.empty() ? system_hostname() : f.hostname;
+    fo.signal_sink = metrics->signal_sink();
     forward = std::make_unique<logs::ForwardServer>(io, *logs, fo);
     auto b = forward->start();
     if (!b) return fail(b.error());
@@ -283,6 +345,7 @@ struct ServerRole {
   Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token) {
     fs::create_directories(data_dir);
     if (auto r = open_logs(io, f, data_dir); !r) return r;
+    if (auto r = open_metrics(io, f, data_dir); !r) return r;
     auto st = store::open_sqlite_store((data_dir / "state.db").string());
     if (!st) return fail(st.error());
     store = std::move(*st);
@@ -316,6 +379,7 @@ struct ServerRole {
     ao.pipeline.build_timeout_s = f.build_timeout;
     ao.pipeline.retain_releases = f.retain_releases;
     ao.logs = logs.get();
+    ao.metrics = metrics.get();
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     if (auto r = cluster->load(); !r) return r;
     http = std::make_unique<net::HttpServer>(io, api->router());
@@ -332,6 +396,7 @@ struct ServerRole {
     if (forward) forward->stop();
     if (relay) relay->stop();
     if (log_timer) log_timer->cancel();
+    if (metrics_timer) metrics_timer->cancel();
   }
 
   // After the io_context stopped: waits for the forward input's last append,
@@ -339,6 +404,9 @@ struct ServerRole {
   void close_logs() {
     relay.reset();  // records its last acked sequence
     forward.reset();
+    // No metrics pass may still be running on the worker pool.
+    for (int i = 0; metrics_busy && metrics_busy->load() && i < 1000; ++i) usleep(10'000);
+    if (metrics) metrics->close();
     if (logs)
       if (auto r = logs->flush(); !r) spdlog::warn("log store flush: {}", r.error().message);
   }
@@ -585,6 +653,20 @@ void add_server_flags(CLI::App* c, Flags& f) {
       ->envname("STELE_FORWARD_TO_SHARED_KEY");
   c->add_option("--log-retention", f.log_retention, "log store retention: age, size or both (e.g. 7d,10GB; 0 = no limit)")
       ->envname("STELE_LOG_RETENTION")->capture_default_str();
+  c->add_option("--graphite-listen", f.graphite_listen,
+                "Graphite plaintext input host:port (tcp and udp); \"off\" disables it")
+      ->envname("STELE_GRAPHITE_LISTEN")->capture_default_str();
+  c->add_option("--metrics-schemas", f.metrics_schemas,
+                "carbon storage-schemas.conf: retentions per metric pattern (default 10s:6h,1m:7d,10m:1y for all)")
+      ->envname("STELE_METRICS_SCHEMAS")->check(CLI::ExistingFile);
+  c->add_option("--metrics-aggregation", f.metrics_aggregation,
+                "carbon storage-aggregation.conf: aggregationMethod and xFilesFactor per pattern (default average, 0.5)")
+      ->envname("STELE_METRICS_AGGREGATION")->check(CLI::ExistingFile);
+  c->add_option("--metrics-max-series", f.metrics_max_series,
+                "most metric series kept; new ones past it are refused (the store's disk is bounded by it)")
+      ->envname("STELE_METRICS_MAX_SERIES")->capture_default_str();
+  c->add_option("--carbon-relay", f.carbon_relay, "also send every metric point to this Graphite line receiver host:port")
+      ->envname("STELE_CARBON_RELAY");
 }
 
 void add_agent_flags(CLI::App* c, Flags& f) {
@@ -598,6 +680,9 @@ void add_agent_flags(CLI::App* c, Flags& f) {
   c->add_option("--task-user", f.task_user, "user tasks run as (default: stele-task, else nobody; never root)")->envname("STELE_TASK_USER");
   c->add_option("--recovery-timeout", f.recovery_timeout, "seconds an executor waits for its agent before killing its task")
       ->envname("STELE_RECOVERY_TIMEOUT")->capture_default_str();
+  c->add_option("--metrics-interval", f.metrics_interval,
+                "seconds between collections of task (cgroup) and node metrics; 0 = off")
+      ->envname("STELE_METRICS_INTERVAL")->capture_default_str();
 }
 
 }  // namespace

@@ -13,6 +13,10 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent_impl.h"
+#include "agent/collectors.h"
+#include "agent/executor_output.h"
+#include "metrics/metric_record.h"
+#include "net/offload.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/signal.h"
@@ -57,7 +61,10 @@ Agent::Impl::Impl(asio::io_context& i, AgentOptions o)
              [this](const TaskStatus& st) { on_status(st); }),
       updates_signal(i.get_executor()),
       slugs(i.get_executor(), workers, SlugCacheOptions{opts.data_dir + "/slugs", opts.server_url, headers(), 20}),
-      shipper(i, workers, ShipperOptions{opts.data_dir + "/executors", opts.hostname}) {}
+      shipper(i, workers,
+              ShipperOptions{.executors_dir = opts.data_dir + "/executors",
+                             .extra_sources = {{"_agent-metrics", opts.data_dir + "/metrics-spool"}},
+                             .node = opts.hostname}) {}
 
 // The forward address the server named: a wildcard host ("0.0.0.0:24224")
 // means "the server's own host", as the agent reaches it.
@@ -332,6 +339,46 @@ net::awaitable<void> Agent::Impl::gc_loop() {
   }
 }
 
+net::awaitable<void> Agent::Impl::metrics_loop() {
+  if (opts.metrics_interval_seconds <= 0) co_return;
+  std::string dir = opts.data_dir + "/metrics-spool";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  // A spool whose segments were all shipped and removed starts over: its
+  // cursor would point past the new writer's first segment.
+  bool has_segments = false;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().rfind(std::string(TaskRecords::kPrefix) + ".", 0) == 0 &&
+        e.path().extension() != ".cursor" && e.path().extension() != ".tmp")
+      has_segments = true;
+  if (!has_segments) fs::remove(dir + "/" + TaskRecords::kPrefix + ".cursor", ec);
+  metrics_spool = std::make_shared<logs::SpoolWriter>(dir, TaskRecords::kPrefix);
+  auto interval = std::chrono::milliseconds(int64_t(opts.metrics_interval_seconds * 1000));
+  std::string parent = "stele/" + opts.id;
+  while (!stopped) {
+    auto job = [spool = metrics_spool, parent, host = opts.hostname, data = opts.data_dir] {
+      std::vector<MetricPoint> pts;
+      CgroupFs fs = CgroupFs::detect();
+      for (const auto& t : discover_task_metrics(fs, parent)) collect_task(t, host, pts);
+      NodeSources ns;
+      ns.mounts = {"/"};
+      struct stat a {}, b {};
+      if (::stat("/", &a) == 0 && ::stat(data.c_str(), &b) == 0 && a.st_dev != b.st_dev) ns.mounts.push_back(data);
+      collect_node(ns, host, pts);
+      std::vector<metrics::NamedValue> named;
+      named.reserve(pts.size());
+      for (auto& p : pts) named.push_back({std::move(p.path), p.value});
+      int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+      spool->append(metrics::kMetricTag, now_ns, metrics::encode_metric_record(named));
+      spool->flush();
+      return named.size();
+    };
+    co_await net::offload(workers, job);
+    co_await net::sleep_for(interval);
+  }
+}
+
 Agent::Agent(asio::io_context& io, AgentOptions opts) : impl_(std::make_unique<Impl>(io, std::move(opts))) {}
 Agent::~Agent() { stop(); }
 
@@ -353,6 +400,7 @@ void Agent::start() {
   asio::co_spawn(s.io, s.main_loop(), asio::detached);
   asio::co_spawn(s.io, s.status_loop(), asio::detached);
   asio::co_spawn(s.io, s.gc_loop(), asio::detached);
+  asio::co_spawn(s.io, s.metrics_loop(), asio::detached);
 }
 
 void Agent::stop() {

@@ -32,6 +32,9 @@ struct AgentOptions {
   double recovery_timeout_seconds = 900;
   std::string token;
   std::string stele_binary;     // for spawning executors
+  // Collectors (collectors.h): task cgroups and the node, every this many
+  // seconds, shipped to the server as metric records; 0 = off.
+  double metrics_interval_seconds = 10;
 };
 
 class Agent {

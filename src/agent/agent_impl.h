@@ -21,6 +21,7 @@
 #include "agent/app_tree.h"
 #include "agent/health.h"
 #include "agent/shipper.h"
+#include "logs/spool.h"
 #include "agent/slug_cache.h"
 #include "agent/steps.h"
 #include "agent/task_runner.h"
@@ -90,6 +91,10 @@ struct Agent::Impl {
   net::awaitable<void> command_loop(int my_session);
   net::awaitable<void> status_loop();
   net::awaitable<void> gc_loop();
+  // Collects task and node metrics every metrics_interval_seconds into the
+  // agent's metric spool (<data>/metrics-spool), which the shipper sends.
+  net::awaitable<void> metrics_loop();
+  std::shared_ptr<logs::SpoolWriter> metrics_spool;  // used by one worker job at a time
 
   // agent_launch.cpp
   void launch(const Json& cmd);

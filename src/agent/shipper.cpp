@@ -16,6 +16,7 @@
 #include "agent/executor_protocol.h"
 #include "agent/task_runner.h"
 #include "artifact/sha256.h"
+#include "metrics/metric_record.h"
 #include "common/clock.h"
 #include "logs/forward_client.h"
 #include "logs/forward_codec.h"
@@ -55,12 +56,15 @@ int64_t mtime_ms(const std::string& path) {
 
 // Runs on a worker: finds every source with something to do and reads its
 // next range, persisting the in-flight mark before the range is sent.
-Scan scan_sources(const std::string& executors_dir, size_t batch_bytes, int64_t now_ms) {
+Scan scan_sources(const std::string& executors_dir, const std::map<std::string, std::string>& extra, size_t batch_bytes,
+                  int64_t now_ms) {
   Scan s;
   size_t budget = kRoundBytes;
-  for (const auto& name : sandbox_names(executors_dir)) {
+  std::vector<std::pair<std::string, std::string>> sources;
+  for (const auto& name : sandbox_names(executors_dir)) sources.emplace_back(name, executors_dir + "/" + name);
+  sources.insert(sources.end(), extra.begin(), extra.end());  // tasks' records first
+  for (const auto& [name, dir] : sources) {
     if (budget == 0) break;
-    std::string dir = executors_dir + "/" + name;
     logs::SpoolReader reader(dir, TaskRecords::kPrefix);
     if (!reader.exists()) continue;
     auto cur = logs::load_spool_cursor(dir, TaskRecords::kPrefix);
@@ -119,6 +123,11 @@ struct Shipper::Impl : std::enable_shared_from_this<Impl> {
   bool failing = false;
   std::set<std::string> finished;
   Stats stats;
+  struct Retry {
+    std::chrono::steady_clock::time_point at{};
+    std::chrono::milliseconds backoff{0};
+  };
+  std::map<std::string, Retry> own_retry;  // extra sources that failed
 
   Impl(asio::io_context& io, asio::thread_pool& w, ShipperOptions o)
       : io(io), workers(w), opt(std::move(o)), idle(io) {}
@@ -143,7 +152,10 @@ struct Shipper::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& e : w.batch->entries) by_tag[e.tag].push_back(e);
     for (auto& [tag, entries] : by_tag) {
       std::string id = chunk_id(w, tag);
-      std::string req = logs::encode_packed_forward(tag, entries, id, false);
+      // The agent's metric points are a signal of their own (design.md).
+      std::optional<int64_t> signal;
+      if (tag == metrics::kMetricTag) signal = 1;
+      std::string req = logs::encode_packed_forward(tag, entries, id, false, signal);
       auto r = co_await client->send(req, id);
       if (!r) {
         ++stats.failures;
@@ -168,7 +180,9 @@ struct Shipper::Impl : std::enable_shared_from_this<Impl> {
         co_await sleep(opt.scan_interval);
         continue;
       }
-      auto job = [dir = opt.executors_dir, bytes = opt.batch_bytes] { return scan_sources(dir, bytes, wall_ms()); };
+      auto job = [dir = opt.executors_dir, extra = opt.extra_sources, bytes = opt.batch_bytes] {
+        return scan_sources(dir, extra, bytes, wall_ms());
+      };
       Scan scan = co_await net::offload(workers, std::move(job));
       if (stopped) break;
       for (const auto& e : scan.errors) spdlog::warn("shipper: {}", e);
@@ -178,10 +192,22 @@ struct Shipper::Impl : std::enable_shared_from_this<Impl> {
       }
       bool ok = true;
       for (const auto& w : scan.work) {
+        // The agent's own spools (metrics) retry on their own clock: a server
+        // that refuses them must not hold up the tasks' records.
+        bool own = opt.extra_sources.count(w.name) > 0;
+        auto now = std::chrono::steady_clock::now();
+        if (own && now < own_retry[w.name].at) continue;
         if (!co_await ship(w)) {
+          if (own) {
+            auto& r = own_retry[w.name];
+            r.backoff = std::min<std::chrono::milliseconds>(std::max(r.backoff * 2, 1000ms), 30s);
+            r.at = now + r.backoff;
+            continue;
+          }
           ok = false;
           break;
         }
+        if (own) own_retry.erase(w.name);
         auto done = [w] {
           logs::SpoolCursor c{w.batch->end, std::nullopt};
           auto r = logs::save_spool_cursor(w.dir, TaskRecords::kPrefix, c);

@@ -19,8 +19,8 @@
 // acked over 10 s ago) and everything is acked; its spool files are removed
 // then (TaskRunner::gc_sandboxes keeps a sandbox whose spool is not shipped).
 //
-// Records are opaque: any record stream can be shipped (the Metrics issue
-// adds the agent's points with fluent_signal 1).
+// Records are opaque: any record stream can be shipped; the agent's metric
+// points (metric_record.h) travel this way with fluent_signal 1.
 //
 // Threading: the io_context's thread; file reads run on `workers`.
 #pragma once
@@ -41,6 +41,10 @@ namespace stele::agent {
 
 struct ShipperOptions {
   std::string executors_dir;  // <agent data>/executors
+  // Spools of the agent's own (name -> dir), e.g. its metric points; never
+  // finished, shipped like a task's. Records tagged metrics::kMetricTag go
+  // out with fluent_signal 1.
+  std::map<std::string, std::string> extra_sources;
   std::string node;           // this agent's hostname (part of chunk ids, sent in PING)
   size_t batch_bytes = 1 << 20;
   std::chrono::milliseconds scan_interval{200};

@@ -54,6 +54,8 @@ void add_event_routes(net::Router& r, ApiServer::Impl& s);
 void add_pipeline_routes(net::Router& r, ApiServer::Impl& s);
 // GET /api/v1/logs (routes_logs.cpp; 503 while ApiOptions.logs is null).
 void add_log_routes(net::Router& r, ApiServer::Impl& s);
+// Graphite's API and Prometheus /metrics (routes_metrics.cpp).
+void add_metrics_routes(net::Router& r, ApiServer::Impl& s);
 // Pipeline handlers the app routes dispatch to (routes_pipeline.cpp).
 net::HttpResponse release_log(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id, int64_t n);
 net::HttpResponse app_config(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id);

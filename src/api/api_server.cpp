@@ -85,6 +85,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   add_agent_routes(router_, s);
   add_event_routes(router_, s);
   add_log_routes(router_, s);
+  add_metrics_routes(router_, s);
   add_native_routes(router_, s);
   add_marathon_routes(router_, s);
   if (!s.opts.artifacts_dir.empty()) {

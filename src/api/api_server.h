@@ -15,6 +15,7 @@
 
 #include "deploy/cluster.h"
 #include "logs/log_store.h"
+#include "metrics/service.h"
 #include "pipeline/pipeline.h"
 #include "net/http.h"
 #include "net/router.h"
@@ -40,6 +41,9 @@ struct ApiOptions {
   // The log store /api/v1/logs queries (owned by main, outlives the server);
   // nullptr = /api/v1/logs answers 503.
   logs::LogStore* logs = nullptr;
+  // The metrics subsystem Graphite's API and /metrics read (owned by main);
+  // nullptr = those routes answer 503.
+  metrics::MetricsService* metrics = nullptr;
 };
 
 class ApiServer {

@@ -691,6 +691,79 @@ void parse_launch_policy(Fields& f, AppSpec& s) {
   }
 }
 
+// ---- access log (Stele extension) ---------------------------------------------
+
+// An LTSV label (ltsv.org: [0-9A-Za-z_.-]+).
+bool valid_ltsv_label(std::string_view l) {
+  if (l.empty()) return false;
+  for (char c : l)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
+      return false;
+  return true;
+}
+
+void read_log_field(Fields& f, std::string_view key, bool ltsv, std::string& out) {
+  auto v = f.string(key);
+  if (!v) return;
+  if (v->empty())
+    f.error(key, "must not be empty");
+  else if (ltsv && !valid_ltsv_label(*v))
+    f.error(key, "an LTSV label is letters, digits, '_', '.' and '-'");
+  else
+    out = *v;
+}
+
+// False when the format is missing or unknown.
+bool read_access_log_format(Fields& f, AccessLogSpec& a) {
+  if (!f.get("format")) {
+    f.error("format", "is required");
+    return false;
+  }
+  auto v = f.string("format");
+  if (!v) return false;
+  if (*v == "ltsv")
+    a.format = AccessLogSpec::Format::kLtsv;
+  else if (*v == "json")
+    a.format = AccessLogSpec::Format::kJson;
+  else
+    f.error("format", "must be \"ltsv\" or \"json\"");
+  return *v == "ltsv" || *v == "json";
+}
+
+void read_latency_unit(Fields& f, AccessLogSpec& a) {
+  auto v = f.string("latencyUnit");
+  if (!v) return;
+  if (*v == "s")
+    a.latency_unit = AccessLogSpec::LatencyUnit::kSeconds;
+  else if (*v == "ms")
+    a.latency_unit = AccessLogSpec::LatencyUnit::kMilliseconds;
+  else if (*v == "us")
+    a.latency_unit = AccessLogSpec::LatencyUnit::kMicroseconds;
+  else
+    f.error("latencyUnit", "must be \"s\", \"ms\" or \"us\"");
+}
+
+// Unlike Marathon's objects, unknown keys are refused: this object is
+// Stele's own, and a misspelt "latencyunit" would silently change nothing.
+void parse_access_log(Fields& f, AppSpec& s) {
+  const Json* obj = f.object("accessLog");
+  if (!obj) return;
+  Fields af(*obj, f.path("accessLog"), f.errors());
+  AccessLogSpec a;
+  // Label characters are checked only when the format is known to be LTSV.
+  bool ltsv = read_access_log_format(af, a) && a.format == AccessLogSpec::Format::kLtsv;
+  read_log_field(af, "status", ltsv, a.status);
+  read_log_field(af, "latency", ltsv, a.latency);
+  if (a.status == a.latency) af.error("latency", "must name a different field than status");
+  read_latency_unit(af, a);
+  for (const auto& [key, value] : obj->items()) {
+    if (key != "format" && key != "status" && key != "latency" && key != "latencyUnit")
+      af.error(key, "unknown field (expected format, status, latency, latencyUnit)");
+  }
+  s.access_log = std::move(a);
+}
+
 // ---- unknown fields ----------------------------------------------------------
 
 bool known_field(std::string_view key) {
@@ -698,7 +771,7 @@ bool known_field(std::string_view key) {
       "id", "cmd", "args", "container", "cpus", "mem", "disk", "instances", "env", "labels",
       "constraints", "portDefinitions", "ports", "requirePorts", "healthChecks",
       "upgradeStrategy", "backoffSeconds", "backoffFactor", "maxLaunchDelaySeconds",
-      "taskKillGracePeriodSeconds", "user"};
+      "taskKillGracePeriodSeconds", "user", "accessLog"};
   return known.count(key) > 0;
 }
 
@@ -747,6 +820,15 @@ Json health_check_json(const HealthCheck& h) {
   return j;
 }
 
+Json access_log_json(const AccessLogSpec& a) {
+  static const char* const formats[] = {"ltsv", "json"};
+  static const char* const units[] = {"s", "ms", "us"};
+  return {{"format", formats[static_cast<size_t>(a.format)]},
+          {"status", a.status},
+          {"latency", a.latency},
+          {"latencyUnit", units[static_cast<size_t>(a.latency_unit)]}};
+}
+
 template <class T, class F>
 Json json_array(const std::vector<T>& items, F&& render) {
   Json out = Json::array();
@@ -774,6 +856,7 @@ Result<AppSpec> parse_app_spec(const Json& j, const std::optional<std::string>& 
   parse_health_checks(f, s);
   parse_upgrade_strategy(f, s);
   parse_launch_policy(f, s);
+  parse_access_log(f, s);
   keep_extra(j, s);
   if (!errors.empty()) return fail(errors.take());
   return s;
@@ -821,6 +904,7 @@ Json app_spec_json(const AppSpec& s) {
   j["maxLaunchDelaySeconds"] = s.max_launch_delay_seconds;
   j["taskKillGracePeriodSeconds"] = s.task_kill_grace_period_seconds;
   if (s.user) j["user"] = *s.user;
+  if (s.access_log) j["accessLog"] = access_log_json(*s.access_log);
   return j;
 }
 

@@ -52,6 +52,24 @@ struct UpgradeStrategy {
   friend bool operator==(const UpgradeStrategy&, const UpgradeStrategy&) = default;
 };
 
+// [Stele] How the app's access log lines look, so the server can count its
+// requests from its log stream (stele.app.<app name>.requests.*; see
+// metrics/request_metrics.h). JSON: "accessLog": {"format": "ltsv"|"json",
+// "status": "status", "latency": "reqtime", "latencyUnit": "s"|"ms"|"us"};
+// format is required, the rest default as below.
+struct AccessLogSpec {
+  enum class Format : uint8_t { kLtsv, kJson };
+  enum class LatencyUnit : uint8_t { kSeconds, kMilliseconds, kMicroseconds };
+
+  Format format = Format::kLtsv;
+  std::string status = "status";    // LTSV label / top-level JSON key of the HTTP status
+  std::string latency = "reqtime";  // ... of the request's duration (nginx $request_time)
+  // nginx's $request_time is float seconds, Apache's %D microseconds.
+  LatencyUnit latency_unit = LatencyUnit::kSeconds;
+
+  friend bool operator==(const AccessLogSpec&, const AccessLogSpec&) = default;
+};
+
 struct AppSpec {
   std::string id;                         // canonical, leading '/'
   std::optional<std::string> cmd;
@@ -72,6 +90,7 @@ struct AppSpec {
   double max_launch_delay_seconds = 300.0;   // Marathon's default (3600 in old versions)
   double task_kill_grace_period_seconds = 3;  // Stele default when absent
   std::optional<std::string> user;          // honoured only if it is not root
+  std::optional<AccessLogSpec> access_log;  // [Stele] absent: no log-derived request metrics
   Json extra = Json::object();              // unknown fields, kept verbatim (Marathon clients send many)
 
   // Field-by-field equality (extra compared as JSON values).

@@ -21,6 +21,7 @@
 
 #include "net/http.h"         // awaitable
 #include "net/http_server.h"  // split_host_port
+#include "net/offload.h"      // worker_pool
 
 namespace stele::logs {
 
@@ -512,10 +513,13 @@ awaitable<bool> ForwardServer::Impl::handle(Connection& c, const ForwardMessage&
 // group writer; the ack loop acks it in order once stored.
 awaitable<bool> ForwardServer::Impl::handle_events(Connection& c, const ForwardMessage& m) {
   std::shared_ptr<InFlight> f;
+  std::function<Result<void>()> make_durable;  // a signal request's durability wait
   if (m.options.fluent_signal.value_or(0) != 0) {
     std::string which = "fluent_signal " + std::to_string(*m.options.fluent_signal) + " request refused: ";
     if (!opt.signal_sink) co_return co_await drain(c) && refuse(c, which + "no sink for that signal on this server");
-    if (auto r = opt.signal_sink(m); !r) co_return co_await drain(c) && refuse(c, which + r.error().message);
+    auto r = opt.signal_sink(m);
+    if (!r) co_return co_await drain(c) && refuse(c, which + r.error().message);
+    make_durable = std::move(*r);
   } else if (!m.entries.empty()) {
     if (m.options.chunk && m.options.chunk->size() > LogStore::kMaxChunkIdBytes)  // refused before anything is stored
       co_return co_await drain(c) && refuse(c, "chunk id of " + std::to_string(m.options.chunk->size()) +
@@ -534,7 +538,15 @@ awaitable<bool> ForwardServer::Impl::handle_events(Connection& c, const ForwardM
   c.inflight.push_back(f);
   c.inflight_bytes += f->cost();
   inflight_bytes += f->cost();
-  if (f->done) {
+  if (make_durable) {
+    // Acked in its turn once the sink's store says the points are durable.
+    f->done = false;
+    auto done = std::make_shared<StoredDone>(f, c.shared_from_this());
+    boost::asio::post(net::worker_pool(), [make_durable = std::move(make_durable), done] {
+      auto r = make_durable();
+      done->complete(r ? Result<AppendResult>(AppendResult{}) : Result<AppendResult>(fail(r.error())));
+    });
+  } else if (f->done) {
     c.wake_acks.cancel();
   } else {
     std::string_view chunk = f->chunk ? std::string_view(*f->chunk) : std::string_view{};

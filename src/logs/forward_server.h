@@ -28,7 +28,8 @@
 // unacked: their resend dedups by chunk id.)
 //
 // fluent_signal other than 0 (Fluent Bit metrics/traces, Stele agents' metric
-// points): handed to `signal_sink` on the io thread and acked if it accepts;
+// points): handed to `signal_sink` on the io thread and acked, in order, once
+// it accepted them and their durability wait (on the worker pool) succeeded;
 // without a sink the connection is closed unacked (never ack and drop).
 //
 // UDP: a heartbeat socket on the same address and port answers every
@@ -59,9 +60,12 @@ struct ForwardServerOptions {
   size_t max_request_bytes = 64u << 20;     // one request as received
   std::chrono::seconds idle_timeout{900};   // a connection silent this long is closed
   std::chrono::seconds write_timeout{30};   // for HELO/PONG/ack writes
-  // fluent_signal != 0 requests. Return an error to refuse (the connection is
-  // closed, nothing acked). Unset: such requests are refused.
-  std::function<Result<void>(const ForwardMessage&)> signal_sink;
+  // fluent_signal != 0 requests, on the io thread (the message's memory is
+  // valid only during the call). Returns what makes the request durable (it
+  // runs on the worker pool; the ack waits for its success; empty = nothing
+  // to wait for), or an error to refuse (the connection is closed, nothing
+  // acked). Unset: such requests are refused.
+  std::function<Result<std::function<Result<void>()>>(const ForwardMessage&)> signal_sink;
 };
 
 class ForwardServer {

@@ -382,6 +382,13 @@ void Writer::integer(int64_t v) {
   be(static_cast<uint64_t>(v), 8);
 }
 
+void Writer::float64(double v) {
+  uint64_t u;
+  std::memcpy(&u, &v, 8);
+  out_.push_back('\xcb');
+  be(u, 8);
+}
+
 void Writer::event_time(int64_t time_ns) {
   // Floor division so times before 1970 keep nanoseconds in [0, 1e9).
   int64_t sec = time_ns / 1000000000, nsec = time_ns % 1000000000;

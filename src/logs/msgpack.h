@@ -104,6 +104,7 @@ class Writer {
   void bin(std::string_view s);
   void uint(uint64_t v);
   void integer(int64_t v);
+  void float64(double v);
   void boolean(bool v) { out_.push_back(v ? '\xc3' : '\xc2'); }
   void nil() { out_.push_back('\xc0'); }
   // Fluentd EventTime: ext 0, 8 bytes (uint32 seconds, uint32 nanoseconds).

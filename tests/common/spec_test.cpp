@@ -278,6 +278,91 @@ TEST(AppSpecValidation, RootUserIsRefused) {
   EXPECT_EQ(only_error(with(minimal(), {{"user", "0"}}), "/user"), "tasks never run as root");
 }
 
+// ---- access log (Stele extension) ---------------------------------------------------
+
+TEST(AppSpecAccessLog, AbsentByDefault) {
+  AppSpec s = parse_ok(minimal());
+  EXPECT_FALSE(s.access_log.has_value());
+  EXPECT_FALSE(app_spec_json(s).contains("accessLog"));
+  EXPECT_FALSE(parse_ok(with(minimal(), {{"accessLog", nullptr}})).access_log.has_value());
+}
+
+TEST(AppSpecAccessLog, FormatAloneGetsNginxLtsvDefaults) {
+  AppSpec s = parse_ok(with(minimal(), {{"accessLog", {{"format", "ltsv"}}}}));
+  ASSERT_TRUE(s.access_log.has_value());
+  EXPECT_EQ(s.access_log->format, AccessLogSpec::Format::kLtsv);
+  EXPECT_EQ(s.access_log->status, "status");
+  EXPECT_EQ(s.access_log->latency, "reqtime");
+  EXPECT_EQ(s.access_log->latency_unit, AccessLogSpec::LatencyUnit::kSeconds);
+  EXPECT_EQ(s.extra, Json::object());  // a known field now, not kept verbatim
+}
+
+TEST(AppSpecAccessLog, FieldsAreRead) {
+  AppSpec s = parse_ok(with(minimal(), {{"accessLog",
+                                         {{"format", "json"},
+                                          {"status", "http.status"},
+                                          {"latency", "duration ms"},
+                                          {"latencyUnit", "ms"}}}}));
+  ASSERT_TRUE(s.access_log.has_value());
+  EXPECT_EQ(s.access_log->format, AccessLogSpec::Format::kJson);
+  EXPECT_EQ(s.access_log->status, "http.status");
+  EXPECT_EQ(s.access_log->latency, "duration ms");  // any JSON key
+  EXPECT_EQ(s.access_log->latency_unit, AccessLogSpec::LatencyUnit::kMilliseconds);
+  auto us = parse_ok(with(minimal(), {{"accessLog", {{"format", "ltsv"}, {"latency", "D"}, {"latencyUnit", "us"}}}}));
+  EXPECT_EQ(us.access_log->latency_unit, AccessLogSpec::LatencyUnit::kMicroseconds);
+}
+
+TEST(AppSpecAccessLog, InvalidFieldsAreNamed) {
+  auto log = [](const Json& a) { return with(minimal(), {{"accessLog", a}}); };
+  EXPECT_EQ(only_error(log({{"format", "csv"}}), "/accessLog/format"), "must be \"ltsv\" or \"json\"");
+  EXPECT_EQ(only_error(log({{"format", 1}}), "/accessLog/format"), "expected a string");
+  EXPECT_EQ(only_error(log(Json::object()), "/accessLog/format"), "is required");
+  EXPECT_EQ(only_error(log({{"status", "code"}}), "/accessLog/format"), "is required");
+  EXPECT_EQ(only_error(log("ltsv"), "/accessLog"), "expected an object");
+  EXPECT_EQ(only_error(log({{"format", "ltsv"}, {"latencyUnit", "ns"}}), "/accessLog/latencyUnit"),
+            "must be \"s\", \"ms\" or \"us\"");
+  EXPECT_EQ(only_error(log({{"format", "json"}, {"status", ""}}), "/accessLog/status"), "must not be empty");
+  EXPECT_EQ(only_error(log({{"format", "json"}, {"latency", 3}}), "/accessLog/latency"), "expected a string");
+  EXPECT_EQ(only_error(log({{"format", "ltsv"}, {"status", "st:atus"}}), "/accessLog/status"),
+            "an LTSV label is letters, digits, '_', '.' and '-'");
+  EXPECT_EQ(only_error(log({{"format", "json"}, {"status", "t"}, {"latency", "t"}}), "/accessLog/latency"),
+            "must name a different field than status");
+  EXPECT_EQ(only_error(log({{"format", "ltsv"}, {"latencyunit", "ms"}}), "/accessLog/latencyunit"),
+            "unknown field (expected format, status, latency, latencyUnit)");
+}
+
+TEST(AppSpecAccessLog, AllBadFieldsAreReportedTogether) {
+  auto r = parse_app_spec(with(minimal(), {{"accessLog", {{"format", "xml"}, {"status", ""}, {"latencyUnit", 1}}}}));
+  EXPECT_THAT(paths(r), ::testing::UnorderedElementsAre("/accessLog/format", "/accessLog/status",
+                                                       "/accessLog/latencyUnit"));
+}
+
+TEST(AppSpecAccessLog, RenderedWithDefaultsFilledIn) {
+  AppSpec s = parse_ok(with(minimal(), {{"accessLog", {{"format", "ltsv"}}}}));
+  EXPECT_EQ(app_spec_json(s).at("accessLog"),
+            (Json{{"format", "ltsv"}, {"status", "status"}, {"latency", "reqtime"}, {"latencyUnit", "s"}}));
+  AppSpec j = parse_ok(with(minimal(), {{"accessLog", {{"format", "json"}, {"status", "code"}, {"latencyUnit", "us"}}}}));
+  EXPECT_EQ(app_spec_json(j).at("accessLog"),
+            (Json{{"format", "json"}, {"status", "code"}, {"latency", "reqtime"}, {"latencyUnit", "us"}}));
+  auto again = parse_app_spec(app_spec_json(j));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->access_log, j.access_log);
+}
+
+TEST(AppSpecAccessLog, MergeReplacesOrClearsIt) {
+  AppSpec base = parse_ok(with(minimal(), {{"accessLog", {{"format", "ltsv"}, {"status", "code"}}}}));
+  auto kept = merge_app_spec(base, {{"cpus", 2}});
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->access_log, base.access_log);
+  auto replaced = merge_app_spec(base, {{"accessLog", {{"format", "json"}}}});
+  ASSERT_TRUE(replaced.has_value());
+  EXPECT_EQ(replaced->access_log, (AccessLogSpec{AccessLogSpec::Format::kJson}));  // the object is replaced whole
+  auto cleared = merge_app_spec(base, {{"accessLog", nullptr}});
+  ASSERT_TRUE(cleared.has_value());
+  EXPECT_FALSE(cleared->access_log.has_value());
+  EXPECT_FALSE(only_instances_differ(base, *cleared));
+}
+
 // ---- unknown and read-only fields ------------------------------------------------------
 
 TEST(AppSpecExtra, UnknownFieldsAreKeptAndReadOnlyOnesDropped) {
@@ -584,6 +669,7 @@ Json full_spec() {
           {"maxLaunchDelaySeconds", 600},
           {"taskKillGracePeriodSeconds", 30},
           {"user", "www-data"},
+          {"accessLog", {{"format", "json"}, {"latency", "duration_us"}, {"latencyUnit", "us"}}},
           {"fetch", {{{"uri", "https://example.com/assets.tgz"}}}},
           {"acceptedResourceRoles", {"*"}}};
 }

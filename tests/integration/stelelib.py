@@ -533,6 +533,15 @@ def forward_flags(port, extra):
     return argv
 
 
+def metrics_flags(graphite_port, extra):
+    """--graphite-listen on the given loopback port (every server its own, so
+    tests never collide on 2003), and the test's storage schemas if any."""
+    argv = ["--graphite-listen", "127.0.0.1:%d" % graphite_port]
+    if extra.get("metrics_schemas"):
+        argv += ["--metrics-schemas", extra["metrics_schemas"]]
+    return argv
+
+
 class Server:
     def __init__(self, h, name, data_dir, port, extra):
         self.h, self.name, self.data_dir, self.port, self.extra = h, name, data_dir, port, extra
@@ -542,12 +551,14 @@ class Server:
         # Every server gets its own forward port (kept across restarts), so
         # tests never collide on 24224.
         self.forward_port = extra.get("forward_port") or free_port()
+        self.graphite_port = extra.get("graphite_port") or free_port()
 
     def start(self, wait=True):
         argv = [STELE, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
                 "--agent-timeout", str(self.extra.get("agent_timeout", AGENT_TIMEOUT)),
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", DEPLOY_TIMEOUT))]
         argv += forward_flags(self.forward_port, self.extra)
+        argv += metrics_flags(self.graphite_port, self.extra)
         self.proc = self.h.spawn(self.name, argv)
         if wait:
             wait_until(lambda: self.api.ping() or self._dead(), 15, "%s to answer /ping" % self.name)
@@ -572,7 +583,8 @@ class Agent:
                 "--resources", self.extra.get("resources", "cpus=4,mem=4096,disk=10000"),
                 "--agent-timeout", str(self.extra.get("agent_timeout", AGENT_TIMEOUT)),
                 "--recovery-timeout", str(self.extra.get("recovery_timeout", 60)),
-                "--advertise-addr", "127.0.0.1"]
+                "--advertise-addr", "127.0.0.1",
+                "--metrics-interval", str(self.extra.get("metrics_interval", 10))]
         self.proc = self.h.spawn(self.name, argv)
         return self
 
@@ -590,6 +602,7 @@ class Up:
         self.api = Api(self.url)
         self.proc = None
         self.forward_port = extra.get("forward_port") or free_port()
+        self.graphite_port = extra.get("graphite_port") or free_port()
 
     def start(self, wait=True):
         argv = [STELE, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
@@ -598,6 +611,8 @@ class Up:
                 "--agent-timeout", str(self.extra.get("agent_timeout", AGENT_TIMEOUT)),
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", DEPLOY_TIMEOUT))]
         argv += forward_flags(self.forward_port, self.extra)
+        argv += metrics_flags(self.graphite_port, self.extra)
+        argv += ["--metrics-interval", str(self.extra.get("metrics_interval", 10))]
         for a in self.apps:
             argv += ["--app", a]
         self.proc = self.h.spawn(self.name, argv)

@@ -254,18 +254,40 @@ TEST_F(ForwardServerTest, SignalWithoutSinkIsClosedUnacked) {
 TEST_F(ForwardServerTest, SignalGoesToTheSinkAndIsAcked) {
   std::promise<size_t> got;
   ForwardServerOptions o;
-  o.signal_sink = [&got](const ForwardMessage& m) -> Result<void> {
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<bool> durable{false};
+  o.signal_sink = [&](const ForwardMessage& m) -> Result<std::function<Result<void>()>> {
     got.set_value(m.entries.size());
-    return {};
+    return std::function<Result<void>()>([&, gate]() -> Result<void> {
+      gate.wait();
+      durable = true;
+      return {};
+    });
   };
   start(std::move(o));
   Client c(port_);
   c.send(packed_request("metrics", 4, "s2", false, 1));
+  EXPECT_EQ(got.get_future().get(), 4u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(durable);  // the ack waits for the sink's durability
+  release.set_value();
   auto ack = c.next();
   ASSERT_TRUE(ack);
   EXPECT_EQ(ack->ack, "s2");
-  EXPECT_EQ(got.get_future().get(), 4u);
+  EXPECT_TRUE(durable);
   EXPECT_EQ(stored("metrics"), 0u);  // signals are the sink's, not the log store's
+}
+
+TEST_F(ForwardServerTest, SignalWhoseStoreFailsIsNotAcked) {
+  ForwardServerOptions o;
+  o.signal_sink = [](const ForwardMessage&) -> Result<std::function<Result<void>()>> {
+    return std::function<Result<void>()>([]() -> Result<void> { return fail("disk full"); });
+  };
+  start(std::move(o));
+  Client c(port_);
+  c.send(packed_request("metrics", 2, "s3", false, 1));
+  EXPECT_TRUE(c.closed_silently());
 }
 
 TEST_F(ForwardServerTest, JsonRequestGetsJsonAck) {
