@@ -344,14 +344,6 @@ net::awaitable<void> Agent::Impl::metrics_loop() {
   std::string dir = opts.data_dir + "/metrics-spool";
   std::error_code ec;
   fs::create_directories(dir, ec);
-  // A spool whose segments were all shipped and removed starts over: its
-  // cursor would point past the new writer's first segment.
-  bool has_segments = false;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().filename().string().rfind(std::string(TaskRecords::kPrefix) + ".", 0) == 0 &&
-        e.path().extension() != ".cursor" && e.path().extension() != ".tmp")
-      has_segments = true;
-  if (!has_segments) fs::remove(dir + "/" + TaskRecords::kPrefix + ".cursor", ec);
   metrics_spool = std::make_shared<logs::SpoolWriter>(dir, TaskRecords::kPrefix);
   auto interval = std::chrono::milliseconds(int64_t(opts.metrics_interval_seconds * 1000));
   std::string parent = "stele/" + opts.id;

@@ -29,25 +29,10 @@ struct Params {
 
   static Params of(const HttpRequest& req) {
     Params p;
-    auto add = [&p](std::string_view text) {
-      size_t i = 0;
-      while (i <= text.size() && !text.empty()) {
-        size_t amp = text.find('&', i);
-        if (amp == std::string_view::npos) amp = text.size();
-        std::string_view part = text.substr(i, amp - i);
-        if (!part.empty()) {
-          size_t eq = part.find('=');
-          if (eq == std::string_view::npos) p.all.emplace_back(net::percent_decode(part, true), "");
-          else p.all.emplace_back(net::percent_decode(part.substr(0, eq), true), net::percent_decode(part.substr(eq + 1), true));
-        }
-        i = amp + 1;
-        if (amp == text.size()) break;
-      }
-    };
     size_t q = req.target.find('?');
-    if (q != std::string::npos) add(std::string_view(req.target).substr(q + 1));
-    std::string ct = req.header("content-type");
-    if (req.method == "POST" && ct.find("application/x-www-form-urlencoded") != std::string::npos) add(req.body);
+    if (q != std::string::npos) p.all = net::parse_query_pairs(std::string_view(req.target).substr(q + 1));
+    if (req.method == "POST" && req.header("content-type").find("application/x-www-form-urlencoded") != std::string::npos)
+      for (auto& kv : net::parse_query_pairs(req.body)) p.all.push_back(std::move(kv));
     return p;
   }
   std::optional<std::string> get(std::string_view name) const {
@@ -413,13 +398,13 @@ void add_metrics_routes(net::Router& r, ApiServer::Impl& s) {
     auto rr = parse_render(Params::of(req));
     if (!rr) co_return bad(rr.error().message);
     metrics::Tsdb* db = &s.opts.metrics->tsdb();
+    std::string type(metrics::render_content_type(rr->format, !rr->json.jsonp.empty()));
     auto work = [db, rr = std::move(*rr)] { return render(*db, rr); };
     Result<std::string> body = co_await net::offload(work);
     if (!body) co_return HttpResponse::text(body.error().code >= 400 ? body.error().code : 400, body.error().message + "\n");
-    auto parsed = parse_render(Params::of(req));  // cheap: the content type only
     HttpResponse out;
     out.status = 200;
-    out.content_type = std::string(metrics::render_content_type(parsed->format, !parsed->json.jsonp.empty()));
+    out.content_type = std::move(type);
     out.body = std::move(*body);
     co_return no_cache(std::move(out));
   };

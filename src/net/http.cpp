@@ -66,8 +66,8 @@ std::string percent_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-std::map<std::string, std::string> parse_query(std::string_view q) {
-  std::map<std::string, std::string> out;
+std::vector<std::pair<std::string, std::string>> parse_query_pairs(std::string_view q) {
+  std::vector<std::pair<std::string, std::string>> out;
   while (!q.empty()) {
     auto amp = q.find('&');
     auto part = q.substr(0, amp);
@@ -75,10 +75,16 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
     if (part.empty()) continue;
     auto eq = part.find('=');
     if (eq == std::string_view::npos)
-      out[percent_decode(part, true)] = "";
+      out.emplace_back(percent_decode(part, true), "");
     else
-      out[percent_decode(part.substr(0, eq), true)] = percent_decode(part.substr(eq + 1), true);
+      out.emplace_back(percent_decode(part.substr(0, eq), true), percent_decode(part.substr(eq + 1), true));
   }
+  return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : parse_query_pairs(q)) out[std::move(k)] = std::move(v);  // the last repeat wins
   return out;
 }
 

@@ -66,6 +66,8 @@ using Handler = std::function<awaitable<HttpResponse>(HttpRequest&)>;
 
 std::string percent_decode(std::string_view s, bool plus_is_space);
 std::map<std::string, std::string> parse_query(std::string_view q);
+// Every parameter in order, repeats kept (`target=a&target=b`).
+std::vector<std::pair<std::string, std::string>> parse_query_pairs(std::string_view q);
 std::string percent_encode(std::string_view s);
 
 }  // namespace stele::net

@@ -79,11 +79,20 @@ def wait_until(fn, timeout, what, interval=0.1):
 
 
 def free_port():
-    """A free loopback TCP port (from the ephemeral range, so never one of the
-    31xxx task ranges)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, free for TCP and UDP both (the forward and graphite
+    listeners bind both), from the ephemeral range, so never one of the 31xxx
+    task ranges."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no loopback port free for both TCP and UDP")
 
 
 def pid_alive(pid):
@@ -160,7 +169,7 @@ def task_user_uid():
 class Proc:
     """A process this harness started; output to a log file."""
 
-    def __init__(self, name, argv, logpath, env=None):
+    def __init__(self, name, argv, logpath, env=None, cwd=None):
         self.name = name
         self.argv = argv
         self.logpath = logpath
@@ -168,7 +177,7 @@ class Proc:
         self.logfile.write(("\n--- started %s: %s\n" % (time.strftime("%H:%M:%S"), " ".join(argv))).encode())
         self.logfile.flush()
         self.popen = subprocess.Popen(argv, stdout=self.logfile, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
         self.pid = self.popen.pid
 
     def alive(self):

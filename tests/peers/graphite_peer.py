@@ -63,6 +63,11 @@ CACHE_SETTLED = 200
 
 _live = []
 
+# Process handling, ports and polling are the integration harness's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import stelelib  # noqa: E402
+from stelelib import free_port, wait_until  # noqa: E402,F401 (re-exported for the tests and bench)
+
 
 class PeerUnavailable(Exception):
     """A peer cannot run here (a package is missing and could not be installed)."""
@@ -139,37 +144,6 @@ def ensure_packages(packages=PACKAGES, install=True):
 # Ports, processes, files
 
 
-def free_port():
-    """A free loopback port, free for TCP and for UDP (graphite listeners take both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                    u.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise OSError("no loopback port free for both TCP and UDP")
-
-
-def wait_until(fn, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.0fs waiting for %s%s" % (timeout, what,
-                                                                        " (last error %r)" % (last,) if last else ""))
-        time.sleep(interval)
-
-
 def port_open(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -193,20 +167,8 @@ def disk_bytes(path, skip=None):
     return total
 
 
-class Process:
+class Process(stelelib.Proc):
     """A process this module started; output to a log file; stopped by its pid."""
-
-    def __init__(self, name, argv, logpath, env=None, cwd=None):
-        self.name, self.argv, self.logpath = name, argv, logpath
-        self.logfile = open(logpath, "ab")
-        self.logfile.write(("--- %s: %s\n" % (time.strftime("%H:%M:%S"), " ".join(argv))).encode())
-        self.logfile.flush()
-        self.popen = subprocess.Popen(argv, stdout=self.logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=env, cwd=cwd, start_new_session=True)
-        self.pid = self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
 
     def check_alive(self):
         if not self.alive():
@@ -214,28 +176,8 @@ class Process:
                 self.name, self.popen.returncode, self.logpath, self.output()[-3000:]))
         return False
 
-    def output(self):
-        try:
-            with open(self.logpath, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
     def stop(self, timeout=20):
-        if self.popen.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log("%s (pid %d) ignored SIGTERM for %ss: SIGKILL" % (self.name, self.pid, timeout))
-                os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        if not self.logfile.closed:
-            self.logfile.close()
-        return self.popen.returncode
+        return super().stop(timeout)
 
 
 def _conf_text(conf):
