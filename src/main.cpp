@@ -270,6 +270,7 @@ struct ServerRole {
     mo.aggregation_file = f.metrics_aggregation;
     mo.max_series = f.metrics_max_series;
     mo.carbon_relay = f.carbon_relay;
+    mo.request_logs_after = logs->last_seq();  // open_logs ran first
     metrics = std::make_unique<metrics::MetricsService>();
     if (auto r = metrics->open(mo); !r) return r;
     metrics_timer = std::make_unique<asio::steady_timer>(io);

@@ -27,6 +27,7 @@ Result<void> MetricsService::open(MetricsServiceOptions o) {
   TsdbOptions to;
   to.dir = o.dir;
   to.max_series = o.max_series;
+  request_start_seq_ = o.request_logs_after;
   if (!o.schemas_file.empty() || !o.aggregation_file.empty()) {
     std::string schemas, aggregation;
     if (!o.schemas_file.empty()) {
@@ -90,11 +91,6 @@ std::function<Result<std::function<Result<void>()>>(const logs::ForwardMessage&)
 
 void MetricsService::poll_requests(const logs::LogStore& logs, const std::map<std::string, AccessLogSpec>& apps,
                                    int64_t now_s) {
-  if (!requests_started_) {
-    // History before this server started is not recounted.
-    request_start_seq_ = logs.last_seq();
-    requests_started_ = true;
-  }
   requests_.configure(apps);
   for (const auto& [name, spec] : apps) {
     uint64_t& cur = request_cursor_.try_emplace(name, request_start_seq_).first->second;

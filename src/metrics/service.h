@@ -35,6 +35,9 @@ struct MetricsServiceOptions {
   std::string aggregation_file;                   // carbon storage-aggregation.conf
   size_t max_series = 100'000;
   std::string carbon_relay;                       // "host:port"; empty = off
+  // The log store's last seq when this server started: access lines stored
+  // before (history) are not recounted into request metrics.
+  uint64_t request_logs_after = 0;
 };
 
 class MetricsService {
@@ -72,7 +75,6 @@ class MetricsService {
   std::string graphite_bound_;
   RequestMetrics requests_;
   std::map<std::string, uint64_t> request_cursor_;  // app name -> last log seq read
-  bool requests_started_ = false;
   uint64_t request_start_seq_ = 0;
 };
 
