@@ -52,6 +52,7 @@ void add_client_commands(CLI::App& app) {
   add_pipeline_commands(app, flags);
   add_config_commands(app, flags);
   add_log_commands(app, flags);
+  add_metrics_commands(app, flags);
 }
 
 int run_client(CLI::App& app) {

@@ -56,6 +56,8 @@ void add_pipeline_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& f
 void add_config_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // logs (commands_logs.cpp).
 void add_log_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// metrics, top (commands_metrics.cpp).
+void add_metrics_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 
 // Options every verb that starts a deployment has.
 struct ChangeFlags {

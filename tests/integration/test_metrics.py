@@ -21,7 +21,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import stelelib  # noqa: E402
-from stelelib import SteleTestCase, wait_until  # noqa: E402
+from stelelib import STELE, SteleTestCase, wait_until  # noqa: E402
 
 INTERVAL = 2  # --metrics-interval of the agents here
 
@@ -179,6 +179,34 @@ class AgentMetricsTest(SteleTestCase):
         self.assertEqual(sum(got["stele.app.acc.requests.count"]), 100)
         self.assertEqual(sum(got["stele.app.acc.requests.5xx"]), 10)
         self.assertEqual(max(got["stele.app.acc.requests.latency.p99"]), 1000.0)
+
+        # The CLI: one row per series with its figures and a sparkline...
+        out = self.h.run([STELE, "--api", url, "metrics", "stele.app.acc.requests.{count,5xx}", "--since", "5m"]).stdout
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"UTC, step 10s, 3[01] values per series")
+        self.assertEqual(lines[2].split()[:5], ["SERIES", "LAST", "MIN", "AVG", "MAX"])
+        row = [l for l in lines if l.startswith("stele.app.acc.requests.5xx ")]
+        self.assertEqual(len(row), 1, out)
+        self.assertEqual(row[0].split()[4], "10", out)  # MAX of the windows
+        self.assertRegex(row[0], "[\u2581-\u2588]", out)  # the sparkline (unit tests check its shape)
+        doc = json.loads(self.h.run([STELE, "--api", url, "metrics", "stele.app.acc.requests.5xx", "--json"]).stdout)
+        self.assertEqual(sum(v for v, _ in doc[0]["datapoints"] if v), 10)
+        bad = self.h.run([STELE, "--api", url, "metrics", "sumSeries(stele.*"], check=False)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("position", bad.stderr)
+
+        # ... and top: the instance with its memory against the 64 MB limit.
+        top = json.loads(self.h.run([STELE, "--api", url, "top", "-n", "1", "--json"]).stdout)
+        rows = [t for t in top["tasks"] if t["id"] == "acc-r1.0.1"]
+        self.assertEqual(len(rows), 1, top)
+        self.assertGreater(rows[0]["memBytes"] or 0, 1e6, top)
+        self.assertEqual(rows[0]["memLimitBytes"], 64 << 20)
+        self.assertIsNotNone(rows[0]["cpuPercent"], top)
+        self.assertEqual([n["host"] for n in top["nodes"]], ["mhost"])
+        self.assertGreater(top["nodes"][0]["memTotalBytes"], 0)
+        screen = self.h.run([STELE, "--api", url, "top", "-n", "1"]).stdout
+        self.assertRegex(screen, r"1 running task on 1 node")
+        self.assertRegex(screen, r"acc-r1\.0\.1\s+/acc\s+mhost\s+\d+\.\d\s+\S+\s+\S+\s+64M\s+\d+\.\d")
 
     def test_agent_points_survive_a_server_kill(self):
         schemas = self.h.path("schemas.conf")
