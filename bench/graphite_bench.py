@@ -65,6 +65,7 @@ STELE = os.environ.get("STELE_BIN", os.path.join(ROOT, "build", "stele"))
 STEP = 10
 CHUNK = 4 << 20
 DURABLE = "stele_metrics_points_durable_total"
+REFUSED = "stele_metrics_points_refused_total"
 
 
 # ---------- the workload ----------
@@ -144,7 +145,7 @@ def poll(fn, timeout, what, interval):
 
 
 class SteleServer:
-    def __init__(self, tmp, cpu, schema):
+    def __init__(self, tmp, cpu, schema, max_series):
         self.work = tempfile.mkdtemp(prefix="stele-", dir=tmp)
         self.data = os.path.join(self.work, "data")
         self.api_port, self.graphite_port = gp.free_port(), gp.free_port()
@@ -154,16 +155,20 @@ class SteleServer:
             f.write("[bench]\npattern = .*\nretentions = %s\n" % schema)
         argv = taskset(cpu) + [STELE, "server", "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.api_port,
                                "--forward-listen", "off", "--graphite-listen", "127.0.0.1:%d" % self.graphite_port,
-                               "--metrics-schemas", schemas]
+                               "--metrics-schemas", schemas, "--metrics-max-series", str(max_series)]
         self.proc = gp.Process("stele", argv, os.path.join(self.work, "server.log"))
         poll(lambda: self.proc.check_alive() or (gp.port_open(self.api_port) and gp.port_open(self.graphite_port)),
              30, "stele to listen on %d and %d" % (self.api_port, self.graphite_port), 0.05)
         self.disk0 = gp.disk_bytes(self.data)
 
     def durable(self):
-        v = gp.prometheus_value(http_text(self.url + "/metrics", timeout=10), DURABLE)
+        text = http_text(self.url + "/metrics", timeout=10)
+        v = gp.prometheus_value(text, DURABLE)
         if v is None:
             raise RuntimeError("stele's /metrics has no %s" % DURABLE)
+        refused = gp.prometheus_value(text, REFUSED)
+        if refused:
+            raise RuntimeError("stele refused %d points (see %s)" % (refused, self.proc.logpath))
         return v
 
     def render(self, params, timeout=120):
@@ -180,7 +185,7 @@ class SteleServer:
 # ---------- one ingest run per peer ----------
 
 def ingest_stele(tmp, args, payload, n, end):
-    s = SteleServer(tmp, args.stele_cpu, args.schema)
+    s = SteleServer(tmp, args.stele_cpu, args.schema, args.series + 1000)
     try:
         base = s.durable()
         sender = Sender(s.graphite_port)
@@ -287,7 +292,7 @@ def run_render(tmp, args, stele_on):
     print("render: %d series x %d points (%.1f MiB), %s" % (args.render_series, len(sums), len(payload) / 2**20,
                                                            params["target"]), flush=True)
     peer = gp.start("[bench]\npattern = .*\nretentions = %s\n" % args.schema, None, tmp=tmp)
-    s = SteleServer(tmp, args.stele_cpu, args.schema) if stele_on else None
+    s = SteleServer(tmp, args.stele_cpu, args.schema, args.render_series + 1000) if stele_on else None
     try:
         urls = {"graphite-web": peer.render_url() + "?" + urllib.parse.urlencode(params)}
         sender = Sender(peer.line_port)
