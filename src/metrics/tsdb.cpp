@@ -60,11 +60,33 @@ std::string errno_text(const std::string& what, const fs::path& p) {
 
 // A series' archives as laid out in data.bin: per archive a uint32
 // timestamp array then a float64 value array, each 8-byte aligned.
+// An archive is `points` slots of 12 bytes, whisper's point layout: the
+// slot's timestamp (uint32, 0 = empty) then its value (double, unaligned),
+// so writing a point dirties one page, not one of timestamps and one of
+// values. (Format 2; format 1 kept the two in separate arrays.)
+constexpr uint64_t kSlotBytes = 12;
+constexpr const char* kFormatLine = "stele-metrics-store 2\n";
+
+inline uint32_t slot_time(const char* ar, size_t i) {
+  uint32_t t;
+  std::memcpy(&t, ar + i * kSlotBytes, 4);
+  return t;
+}
+inline double slot_value(const char* ar, size_t i) {
+  double v;
+  std::memcpy(&v, ar + i * kSlotBytes + 4, 8);
+  return v;
+}
+inline void set_slot(char* ar, size_t i, uint32_t t, double v) {
+  std::memcpy(ar + i * kSlotBytes, &t, 4);
+  std::memcpy(ar + i * kSlotBytes + 4, &v, 8);
+}
+
 struct Layout {
   std::vector<Archive> archives;
   Aggregation agg = Aggregation::average;
   double xff = 0.5;
-  std::vector<uint64_t> ts_off, val_off;
+  std::vector<uint64_t> off;  // of each archive, from the series' offset
   uint64_t bytes = 0;
   std::string key;  // "retentions agg xff"
 
@@ -75,12 +97,10 @@ struct Layout {
     l.xff = xff;
     uint64_t off = 0;
     for (const Archive& a : l.archives) {
-      l.ts_off.push_back(off);
-      off += (uint64_t(a.points) * 4 + 7) / 8 * 8;
-      l.val_off.push_back(off);
-      off += uint64_t(a.points) * 8;
+      l.off.push_back(off);
+      off += uint64_t(a.points) * kSlotBytes;
     }
-    l.bytes = off;
+    l.bytes = (off + 7) / 8 * 8;
     l.key = fmt::format("{} {} {}", format_retentions(l.archives), aggregation_name(agg), xff);
     return l;
   }
@@ -254,7 +274,31 @@ struct Tsdb::Impl {
     return {};
   }
 
+  // <dir>/format names the archive layout; a store without it that already
+  // has data was written in format 1 and is refused rather than misread.
+  Result<void> check_format() {
+    fs::path f = dir / "format";
+    std::error_code ec;
+    if (fs::exists(f, ec)) {
+      std::ifstream in(f);
+      std::string line;
+      std::getline(in, line);
+      if (line + "\n" != kFormatLine)
+        return fail(f.string() + " says '" + line + "', this Stele reads '" +
+                    std::string(kFormatLine, std::strlen(kFormatLine) - 1) + "'");
+      return {};
+    }
+    if (fs::exists(dir / "data.bin", ec) && fs::file_size(dir / "data.bin", ec) > 0)
+      return fail(dir.string() + " was written by an older Stele (archive format 1, no 'format' file); "
+                  "move it aside to start a new metrics store");
+    std::ofstream out(f);
+    out << kFormatLine;
+    if (!out.flush()) return fail(errno_text("write", f));
+    return {};
+  }
+
   Result<void> map_data() {
+    if (auto r = check_format(); !r) return r;
     fs::path p = dir / "data.bin";
     data_fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (data_fd < 0) return fail(errno_text("open", p));
@@ -385,12 +429,7 @@ struct Tsdb::Impl {
 
   // ---- archives ---------------------------------------------------------------
 
-  uint32_t* ts_of(const SeriesInfo& s, const Layout& l, size_t a) {
-    return reinterpret_cast<uint32_t*>(data + s.offset + l.ts_off[a]);
-  }
-  double* val_of(const SeriesInfo& s, const Layout& l, size_t a) {
-    return reinterpret_cast<double*>(data + s.offset + l.val_off[a]);
-  }
+  char* archive_of(const SeriesInfo& s, const Layout& l, size_t a) { return data + s.offset + l.off[a]; }
 
   // whisper's update_many for one point.
   void apply_one(const Pending& p) {
@@ -407,8 +446,7 @@ struct Tsdb::Impl {
     const Archive& ar = l.archives[a];
     int64_t at = p.t - floor_mod(p.t, ar.step_s);
     size_t slot = size_t(floor_mod(at / ar.step_s, ar.points));
-    ts_of(s, l, a)[slot] = uint32_t(at);
-    val_of(s, l, a)[slot] = p.v;
+    set_slot(archive_of(s, l, a), slot, uint32_t(at), p.v);
     thread_local std::vector<std::optional<double>> buf;
     for (size_t lo = a + 1; lo < l.archives.size(); ++lo) {
       const Archive& hi = l.archives[lo - 1];
@@ -416,18 +454,16 @@ struct Tsdb::Impl {
       int64_t start = at - floor_mod(at, low.step_s);
       size_t n = size_t(low.step_s / hi.step_s);
       buf.assign(n, std::nullopt);
-      const uint32_t* hts = ts_of(s, l, lo - 1);
-      const double* hv = val_of(s, l, lo - 1);
+      const char* har = archive_of(s, l, lo - 1);
       for (size_t k = 0; k < n; ++k) {
         int64_t t = start + int64_t(k) * hi.step_s;
         size_t sl = size_t(floor_mod(t / hi.step_s, hi.points));
-        if (hts[sl] == uint32_t(t)) buf[k] = hv[sl];
+        if (slot_time(har, sl) == uint32_t(t)) buf[k] = slot_value(har, sl);
       }
       auto v = aggregate(l.agg, buf, l.xff);
       if (!v) break;
       size_t lslot = size_t(floor_mod(start / low.step_s, low.points));
-      ts_of(s, l, lo)[lslot] = uint32_t(start);
-      val_of(s, l, lo)[lslot] = *v;
+      set_slot(archive_of(s, l, lo), lslot, uint32_t(start), *v);
       at = start;
     }
   }
@@ -459,12 +495,11 @@ struct Tsdb::Impl {
     out.tags.emplace("name", s.name);
     size_t n = size_t(plan.window.points());
     out.values.assign(n, std::nan(""));
-    const uint32_t* ts = ts_of(s, l, plan.archive);
-    const double* v = val_of(s, l, plan.archive);
+    const char* arc = archive_of(s, l, plan.archive);
     for (size_t i = 0; i < n; ++i) {
       int64_t t = plan.window.from + int64_t(i) * ar.step_s;
       size_t sl = size_t(floor_mod(t / ar.step_s, ar.points));
-      if (ts[sl] == uint32_t(t)) out.values[i] = v[sl];
+      if (slot_time(arc, sl) == uint32_t(t)) out.values[i] = slot_value(arc, sl);
     }
     return out;
   }

@@ -7,11 +7,15 @@
 // Layout under `dir`:
 //   series.idx    one line per series: id, offset, retentions, aggregation,
 //                 xFilesFactor, name (append-only; a torn last line is cut)
+//   format        "stele-metrics-store 2" (the slot layout below; a store
+//                 without it that has data is refused, not misread)
 //   data.bin      every series' archives at its offset, whisper's slots
-//                 (uint32 timestamp + float64 value per slot, slot =
-//                 (t / step) mod points, a slot counts only when its
-//                 timestamp is the one expected); a sparse file sized for
-//                 max_series up front and mapped once
+//                 (12 bytes: uint32 timestamp then float64 value, side by
+//                 side so a point dirties one page; slot = (t / step) mod
+//                 points, a slot counts only when its timestamp is the one
+//                 expected); a sparse file sized for max_series up front,
+//                 mapped once with MADV_RANDOM (no fault readahead, so only
+//                 touched pages take disk)
 //   wal/NNNNNNNNNNNNNNNN.wal  write-ahead log: CRC-framed batches of points
 //                 (series id, arrival time, timestamp, value) and series
 //                 definitions
