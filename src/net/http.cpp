@@ -1,5 +1,7 @@
 #include "net/http.h"
 
+#include "common/hex.h"
+
 namespace stele::net {
 
 std::string HttpRequest::header(const std::string& lower_name) const {
@@ -41,12 +43,6 @@ HttpResponse HttpResponse::error(const Error& e, int default_status) {
   return json(e.code ? e.code : default_status, error_json(e));
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::string percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
@@ -54,7 +50,7 @@ std::string percent_decode(std::string_view s, bool plus_is_space) {
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (c == '%' && i + 2 < s.size()) {
-      int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+      int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
       if (h >= 0 && l >= 0) {
         out.push_back(static_cast<char>(h * 16 + l));
         i += 2;

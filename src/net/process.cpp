@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <grp.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +107,81 @@ struct SpawnSetup {
   }
 };
 
+// Children with other credentials (ProcessSpec::uid/gid): fork + execve,
+// since posix_spawn cannot switch users. The child's steps, to name the one
+// that failed.
+enum class ChildStep : int { kStdio, kChdir, kGroups, kGid, kUid, kExec };
+
+const char* step_name(ChildStep s) {
+  switch (s) {
+    case ChildStep::kStdio: return "setting up stdio";
+    case ChildStep::kChdir: return "chdir";
+    case ChildStep::kGroups: return "setgroups";
+    case ChildStep::kGid: return "setresgid";
+    case ChildStep::kUid: return "setresuid";
+    case ChildStep::kExec: break;
+  }
+  return "exec";
+}
+
+// In the forked child of a multi-threaded server: async-signal-safe calls
+// only. Mirrors SpawnSetup (own process group, default signals, nothing
+// blocked, stdio on the pipes, no other descriptors) and then switches user.
+// A failure is written as {step, errno} to `report` (CLOEXEC, so a
+// successful exec closes it with nothing written).
+[[noreturn]] void child_failed(int report, ChildStep step) {
+  int msg[2] = {static_cast<int>(step), errno};
+  ssize_t n = ::write(report, msg, sizeof msg);
+  (void)n;
+  _exit(127);
+}
+
+[[noreturn]] void exec_as_user(const ProcessSpec& spec, const Pipe& in, const Pipe& out, const Pipe& err, int report,
+                               char** argv, char** envp, bool search) {
+  auto die = [report](ChildStep step) { child_failed(report, step); };
+  ::setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  if (::dup2(in.r, 0) < 0 || ::dup2(out.w, 1) < 0 || ::dup2(err.w, 2) < 0) die(ChildStep::kStdio);
+  if (report > 3) ::syscall(SYS_close_range, 3u, unsigned(report - 1), 0u);
+  ::syscall(SYS_close_range, unsigned(report + 1), ~0u, 0u);
+  if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) die(ChildStep::kChdir);
+  if (::setgroups(spec.groups.size(), spec.groups.data()) != 0) die(ChildStep::kGroups);
+  if (spec.gid && ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0) die(ChildStep::kGid);
+  if (spec.uid && ::setresuid(*spec.uid, *spec.uid, *spec.uid) != 0) die(ChildStep::kUid);
+  if (search) ::execvpe(argv[0], argv, envp);
+  else ::execve(argv[0], argv, envp);
+  child_failed(report, ChildStep::kExec);
+}
+
+// Forks a child running as spec.uid/gid; its pid, or why it could not start.
+Result<pid_t> spawn_as_user(const ProcessSpec& spec, const Pipe& in, const Pipe& out, const Pipe& err, char** argv,
+                            char** envp) {
+  Pipe report;
+  if (!report.open()) return fail(std::string("cannot create pipes: ") + strerror(errno));
+  bool search = spec.argv[0].find('/') == std::string::npos;
+  pid_t pid = ::fork();
+  if (pid == 0) exec_as_user(spec, in, out, err, report.w, argv, envp, search);
+  if (pid < 0) return fail(std::string("cannot fork: ") + strerror(errno));
+  ::setpgid(pid, pid);  // also here, so kill(-pid) works before the child runs
+  ::close(report.take_w());
+  int msg[2] = {0, 0};
+  ssize_t n;
+  do n = ::read(report.r, msg, sizeof msg);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return pid;  // exec'd: the pipe closed empty
+  ::waitpid(pid, nullptr, 0);  // it is exiting right now
+  std::string who = spec.uid ? "uid " + std::to_string(*spec.uid) : "gid " + std::to_string(*spec.gid);
+  std::string where = spec.cwd.empty() ? "" : " in " + spec.cwd;
+  return fail("cannot run " + spec.argv[0] + where + " as " + who + ": " + step_name(ChildStep(msg[0])) + ": " +
+              strerror(msg[1]));
+}
+
 bool try_reap(Process::State& s) {
   int status = 0;
   pid_t r = ::waitpid(s.pid, &status, WNOHANG);
@@ -199,7 +275,12 @@ Result<std::shared_ptr<Process>> Process::spawn(asio::any_io_executor ex, const 
   auto cenv = c_strings(envs);
   pid_t pid = -1;
   int rc;
-  {
+  if (spec.uid || spec.gid) {
+    auto forked = spawn_as_user(spec, in, out, err, cargv.data(), cenv.data());
+    if (!forked) return fail(forked.error());
+    pid = *forked;
+    rc = 0;
+  } else {
     SpawnSetup setup(in, out, err, spec.cwd);
     bool has_slash = argv[0].find('/') != std::string::npos;
     rc = has_slash ? posix_spawn(&pid, cargv[0], &setup.actions, &setup.attr, cargv.data(), cenv.data())

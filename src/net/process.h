@@ -22,6 +22,7 @@
 #include <csignal>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,15 @@ struct ProcessSpec {
   std::vector<std::string> argv;
   Environment env;   // the child's whole environment (nothing is inherited)
   std::string cwd;   // "" = the server's working directory
+  // Credentials to run the child with (needs root or CAP_SETUID/CAP_SETGID).
+  // When uid or gid is set the child calls setgroups(groups), setresgid(gid)
+  // and setresuid(uid) before exec; unset ones stay the server's. posix_spawn
+  // cannot change credentials, so such children are started with fork +
+  // execve instead; everything else (process group, pipes, signals, closed
+  // descriptors, exec errors reported by spawn()) is the same.
+  std::optional<uid_t> uid{};
+  std::optional<gid_t> gid{};
+  std::vector<gid_t> groups{};  // supplementary groups; used when uid or gid is set
 };
 
 class Process {

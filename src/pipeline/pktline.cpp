@@ -1,18 +1,13 @@
 #include "pipeline/pktline.h"
 
+#include "common/hex.h"
+
 #include <algorithm>
 #include <cstdlib>
 
 namespace stele::pipeline {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Printable form of up to 4 header bytes for error messages.
 std::string printable(std::string_view s) {
