@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "metrics/series_index.h"
+
 namespace fs = std::filesystem;
 
 namespace stele::metrics {
@@ -117,11 +119,6 @@ struct TreeNode {
   int64_t series = -1;
 };
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 }  // namespace
 
 struct Tsdb::Impl {
@@ -134,7 +131,7 @@ struct Tsdb::Impl {
   std::vector<Layout> layouts;
   std::unordered_map<std::string, uint32_t> layout_by_key;
   std::vector<SeriesInfo> series;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_name;
+  SeriesIndex by_name;
   TreeNode root;
   size_t indexed = 0;  // series already in series.idx
   uint64_t next_offset = 0;
@@ -147,6 +144,7 @@ struct Tsdb::Impl {
   uint64_t wal_segment = 0;
   uint64_t wal_size = 0;   // of all live segments
   std::string wal_buf;     // frames not yet written
+  std::string wal_spare;   // the buffer commit() wrote last, empty: swapped in so capacity is reused
   uint64_t appended_seq = 0, durable_seq = 0;
   uint64_t buffered_points = 0;
   std::vector<Pending> pending;
@@ -200,7 +198,7 @@ struct Tsdb::Impl {
   void add_series(uint32_t id, std::string name, uint64_t offset, uint32_t layout) {
     if (series.size() <= id) series.resize(id + 1);
     series[id] = SeriesInfo{name, offset, layout};
-    by_name.emplace(name, id);
+    if (!by_name.find(name)) by_name.insert(name, id);
     tree_insert(name, id);
     next_offset = std::max(next_offset, offset + layouts[layout].bytes);
   }
@@ -397,8 +395,9 @@ struct Tsdb::Impl {
   // around the I/O.
   void commit(std::unique_lock<std::mutex>& lk) {
     if (wal_buf.empty()) return;
-    std::string buf;
-    buf.swap(wal_buf);
+    std::string buf = std::move(wal_buf);
+    wal_buf = std::move(wal_spare);
+    wal_buf.clear();
     uint64_t seq = appended_seq, pts = buffered_points;
     buffered_points = 0;
     int fd = wal_fd;
@@ -421,6 +420,8 @@ struct Tsdb::Impl {
       wal_error = err;
     }
     wal_size += buf.size();
+    buf.clear();
+    wal_spare = std::move(buf);
     durable_seq = std::max(durable_seq, seq);
     points_durable += pts;
     ++commits;
@@ -641,7 +642,12 @@ Tsdb::AppendResult Tsdb::append(std::span<const Point> points, int64_t now) {
   std::lock_guard<std::mutex> lk(m.mu);
   size_t first = m.pending.size();
   uint32_t now32 = uint32_t(std::clamp<int64_t>(now, 0, 0xffffffffll));
-  for (const Point& p : points) {
+  // The batch's names looked up together (series_index.h: their cache misses overlap).
+  thread_local std::vector<uint32_t> ids;
+  ids.resize(points.size());
+  m.by_name.find_batch(points.size(), [&](size_t i) { return points[i].name; }, ids.data());
+  for (size_t k = 0; k < points.size(); ++k) {
+    const Point& p = points[k];
     if (p.time_s <= 0 || p.time_s > 0xffffffffll) {
       ++out.refused;
       ++m.bad_time;
@@ -649,11 +655,12 @@ Tsdb::AppendResult Tsdb::append(std::span<const Point> points, int64_t now) {
         out.error = fmt::format("timestamp {} of '{}' is outside 1970..2106 (whisper's 32-bit range)", p.time_s, p.name);
       continue;
     }
-    auto it = m.by_name.find(p.name);
-    uint32_t id;
-    if (it != m.by_name.end()) {
-      id = it->second;
-    } else {
+    uint32_t id = ids[k];
+    if (id == SeriesIndex::kNone) {
+      // New -- unless an earlier point of this batch created it.
+      if (auto created = m.by_name.find(p.name)) id = *created;
+    }
+    if (id == SeriesIndex::kNone) {
       if (m.by_name.size() >= options_.max_series) {
         ++out.refused;
         ++m.refused;
@@ -793,10 +800,10 @@ std::optional<Series> Tsdb::fetch_one(std::string_view name, int64_t from, int64
   Impl& m = *impl_;
   if (from > until) return std::nullopt;
   std::lock_guard<std::mutex> lk(m.mu);
-  auto it = m.by_name.find(name);
-  if (it == m.by_name.end()) return std::nullopt;
+  auto id = m.by_name.find(name);
+  if (!id) return std::nullopt;
   if (m.has_pending()) m.apply();
-  auto s = m.read_range(it->second, from, until, now);
+  auto s = m.read_range(*id, from, until, now);
   if (s) s->path_expression = std::string(name);
   return s;
 }
