@@ -354,7 +354,7 @@ class Stele:
         data = tempfile.mkdtemp(prefix="stele-", dir=self.tmp)
         api, fwd = free_port(), free_port()
         log = open(os.path.join(data, "server.log"), "w")
-        proc = subprocess.Popen(taskset(self.cpu) + [STELE, "server", "--data-dir", os.path.join(data, "d"),
+        proc = subprocess.Popen(taskset(self.cpu) + [STELE, "server", "--router-listen", "off", "--data-dir", os.path.join(data, "d"),
                                 "--listen", "127.0.0.1:%d" % api, "--forward-listen", "127.0.0.1:%d" % fwd],
                                 stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -153,7 +153,7 @@ class SteleServer:
         schemas = os.path.join(self.work, "storage-schemas.conf")
         with open(schemas, "w") as f:
             f.write("[bench]\npattern = .*\nretentions = %s\n" % schema)
-        argv = taskset(cpu) + [STELE, "server", "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.api_port,
+        argv = taskset(cpu) + [STELE, "server", "--router-listen", "off", "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.api_port,
                                "--forward-listen", "off", "--graphite-listen", "127.0.0.1:%d" % self.graphite_port,
                                "--metrics-schemas", schemas, "--metrics-max-series", str(max_series)]
         self.proc = gp.Process("stele", argv, os.path.join(self.work, "server.log"))

@@ -87,7 +87,7 @@ def main():
     port = free_port()
     base = "http://127.0.0.1:%d" % port
     log = open(os.path.join(tmp, "up.log"), "w")
-    up = subprocess.Popen([STELE, "up", "--data-dir", os.path.join(tmp, "data"), "--listen", "127.0.0.1:%d" % port,
+    up = subprocess.Popen([STELE, "up", "--router-listen", "off", "--data-dir", os.path.join(tmp, "data"), "--listen", "127.0.0.1:%d" % port,
                            "--ports", "32600-32699"], stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(100):

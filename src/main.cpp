@@ -34,6 +34,7 @@ extern char** environ;
 #include "logs/forward_server.h"
 #include "logs/log_store.h"
 #include "metrics/service.h"
+#include "router/service.h"
 #include "net/offload.h"
 #include "net/http_server.h"
 #include "store/store.h"
@@ -74,6 +75,7 @@ struct Flags {
   std::string forward_to_shared_key;
   std::string log_retention = "7d,10GB";
   std::string graphite_listen = "127.0.0.1:2003";  // "off": no plaintext input
+  std::string router_listen = "127.0.0.1:7080";    // "off": no built-in router
   std::string metrics_schemas;
   std::string metrics_aggregation;
   size_t metrics_max_series = 100'000;
@@ -244,6 +246,9 @@ struct ServerRole {
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<logs::ForwardServer> forward;  // nullptr with --forward-listen off
   std::unique_ptr<logs::ForwardRelay> relay;     // nullptr without --forward-to
+  std::unique_ptr<router::RouterService> router;  // nullptr with --router-listen off
+  std::unique_ptr<asio::steady_timer> router_timer;
+  uint64_t router_version = 0;                   // last table version sent to the router
   fs::path logs_dir;
   std::string bound;
   std::string forward_bound;  // "" when off
@@ -287,12 +292,19 @@ struct ServerRole {
     metrics_timer->async_wait([this, busy, n](boost::system::error_code ec) {
       if (ec) return;
       if (!busy->exchange(true)) {
-        std::map<std::string, AccessLogSpec> apps;
+        std::map<std::string, metrics::RequestSource> apps;
         std::vector<std::pair<std::string, double>> self;
         if (cluster) {
           for (const auto* a : cluster->apps())
-            if (const auto* rel = cluster->current_release(a->id); rel && rel->spec.access_log)
-              apps.emplace(app_name(a->id), *rel->spec.access_log);
+            if (const auto* rel = cluster->current_release(a->id)) {
+              // A routed app's requests are counted from the router's access
+              // records (one source per app, never both).
+              std::string name = app_name(a->id);
+              if (router && !rel->spec.routes.empty())
+                apps.emplace(name, metrics::RequestSource{router::access_log_spec(), router::access_tag(a->id)});
+              else if (rel->spec.access_log)
+                apps.emplace(name, metrics::RequestSource{*rel->spec.access_log, "stele." + name + ".stdout"});
+            }
           if (n % 10 == 0) {
             self.emplace_back("apps", double(cluster->apps().size()));
             self.emplace_back("agents", double(cluster->nodes().size()));
@@ -381,6 +393,17 @@ struct ServerRole {
     ao.pipeline.retain_releases = f.retain_releases;
     ao.logs = logs.get();
     ao.metrics = metrics.get();
+    if (f.router_listen != "off") {
+      router::RouterServiceOptions ro;
+      ro.listen = f.router_listen;
+      ro.node = f.hostname.empty() ? system_hostname() : f.hostname;
+      router = std::make_unique<router::RouterService>(ro, logs.get());
+      auto rb = router->start();
+      if (!rb) return fail(rb.error());
+      ao.routers = [r = router.get(), node = ro.node] {
+        return Json::array({{{"node", node}, {"address", r->address()}, {"appliedVersion", r->applied_version()}}});
+      };
+    }
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     if (auto r = cluster->load(); !r) return r;
     http = std::make_unique<net::HttpServer>(io, api->router());
@@ -388,7 +411,27 @@ struct ServerRole {
     if (!b) return fail(b.error());
     bound = *b;
     api->start();
+    if (router) {
+      spdlog::info("router (HTTP reverse proxy for apps' routes) on http://{}", router->address());
+      router_timer = std::make_unique<asio::steady_timer>(io);
+      feed_router();
+    }
     return {};
+  }
+
+  // Every 200 ms: the route table, when it changed, to the router (io
+  // thread: the cluster is read here).
+  void feed_router() {
+    Json t = api->route_table();
+    uint64_t v = t.value("version", uint64_t(0));
+    if (v != router_version) {
+      if (auto r = router->update(t); !r) spdlog::error("router: table {} refused: {}", v, r.error().message);
+      router_version = v;
+    }
+    router_timer->expires_after(std::chrono::milliseconds(200));
+    router_timer->async_wait([this](boost::system::error_code ec) {
+      if (!ec) feed_router();
+    });
   }
 
   void stop() {
@@ -398,11 +441,13 @@ struct ServerRole {
     if (relay) relay->stop();
     if (log_timer) log_timer->cancel();
     if (metrics_timer) metrics_timer->cancel();
+    if (router_timer) router_timer->cancel();
   }
 
   // After the io_context stopped: waits for the forward input's last append,
   // then compresses the store's tails.
   void close_logs() {
+    if (router) router->stop();  // stores its last access records
     relay.reset();  // records its last acked sequence
     forward.reset();
     // No metrics pass may still be running on the worker pool.
@@ -639,6 +684,10 @@ void add_server_flags(CLI::App* c, Flags& f) {
       ->envname("STELE_BUILD_TIMEOUT")->capture_default_str();
   c->add_option("--retain-releases", f.retain_releases, "ready releases per app whose slugs are kept")
       ->envname("STELE_RETAIN_RELEASES")->capture_default_str();
+  c->add_option("--router-listen", f.router_listen,
+                "built-in HTTP router host:port: requests for apps' \"routes\" (by Host and path) go to their "
+                "healthy instances; \"off\" disables it")
+      ->envname("STELE_ROUTER_LISTEN")->capture_default_str();
   c->add_option("--forward-listen", f.forward_listen,
                 "Fluentd forward protocol input host:port (tcp, and udp heartbeat); \"off\" disables it")
       ->envname("STELE_FORWARD_LISTEN")->capture_default_str();

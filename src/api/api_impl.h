@@ -19,6 +19,9 @@ struct ApiServer::Impl {
   std::unique_ptr<pipeline::GitRepos> git;
   std::unique_ptr<pipeline::Pipeline> pipeline;
   bool tick_pending = false;
+  Json routes_doc;             // last route table content (without version)
+  uint64_t routes_version = 0;
+  Json route_table();
   bool stopped = false;
 
   Impl(boost::asio::io_context& i, deploy::Cluster& c, store::Store& s, ApiOptions o)

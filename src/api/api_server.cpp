@@ -8,6 +8,7 @@
 #include "api/api_impl.h"
 #include "api/routes_artifacts.h"
 #include "api/routes_git.h"
+#include "deploy/route_view.h"
 
 namespace stele::api {
 
@@ -107,6 +108,19 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
 ApiServer::~ApiServer() = default;
 
 void ApiServer::kick() { impl_->kick(); }
+
+Json ApiServer::Impl::route_table() {
+  Json doc = deploy::route_table_json(cluster);
+  if (routes_version == 0 || doc != routes_doc) {
+    routes_doc = std::move(doc);
+    ++routes_version;
+  }
+  Json j = routes_doc;
+  j["version"] = routes_version;
+  return j;
+}
+
+Json ApiServer::route_table() { return impl_->route_table(); }
 
 void ApiServer::start() {
   Impl& s = *impl_;

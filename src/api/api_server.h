@@ -6,6 +6,7 @@
 // reference to.
 #pragma once
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,9 @@ struct ApiOptions {
   // The metrics subsystem Graphite's API and /metrics read (owned by main);
   // nullptr = those routes answer 503.
   metrics::MetricsService* metrics = nullptr;
+  // The routers fed by route_table() ("routers" of GET /api/v1/routes:
+  // [{"node", "address", "appliedVersion"}]); empty = none runs.
+  std::function<Json()> routers;
 };
 
 class ApiServer {
@@ -56,6 +60,9 @@ class ApiServer {
   void stop();
   // Asks for a reconciliation as soon as possible.
   void kick();
+  // The routers' table (deploy/route_view.h) with a "version" that grows
+  // whenever its content changes. Io thread.
+  Json route_table();
 
   struct Impl;
 

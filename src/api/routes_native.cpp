@@ -146,6 +146,11 @@ void add_native_routes(net::Router& r, ApiServer::Impl& s) {
     for (const auto* n : s.cluster.nodes()) nodes.push_back(render_node(s.cluster, *n));
     return HttpResponse::json(200, {{"nodes", nodes}});
   }));
+  r.add("GET", "/api/v1/routes", sync_handler(s, [&s](HttpRequest&) {
+    Json j = s.route_table();
+    j["routers"] = s.opts.routers ? s.opts.routers() : Json::array();
+    return HttpResponse::json(200, j);
+  }));
   r.add("GET", "/api/v1/deployments", sync_handler(s, [&s](HttpRequest& req) {
     Json out = Json::array();
     for (const auto* d : s.cluster.deployments(!req.query_flag("all"))) out.push_back(render_deployment(*d));

@@ -125,6 +125,28 @@ void add_nodes(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   });
 }
 
+void add_routes(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto& c = add_verb(root, flags, "routes",
+                     {"Show the router's table: hosts and paths, their app, its instances",
+                      "One row per instance of each route; only healthy instances get traffic. The first\n"
+                      "lines name each router and whether it runs the newest table. Routes come from the\n"
+                      "apps' \"routes\" ([{\"host\", \"path\", \"portIndex\", \"balance\"}]).",
+                      "  stele routes\n  curl -H 'Host: web.localhost' http://127.0.0.1:7080/"});
+  c.set_runner([](const ApiClient& api) {
+    auto r = api.get("/api/v1/routes");
+    if (!r) return report(r.error());
+    if (api.options().json) {
+      print_json(*r);
+      return 0;
+    }
+    Table t = routes_table(*r);
+    std::cout << routers_summary(*r) << "\n"
+              << (t.empty() ? "No routes. Give an app \"routes\": [{\"host\": \"web.localhost\"}].\n" : t.render())
+              << std::flush;
+    return 0;
+  });
+}
+
 void add_deployments(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   auto all = std::make_shared<bool>(false);
   auto& c = add_verb(root, flags, "deployments",
@@ -147,6 +169,7 @@ void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags
   add_releases(root, flags);
   add_ps(root, flags);
   add_nodes(root, flags);
+  add_routes(root, flags);
   add_deployments(root, flags);
 }
 

@@ -113,6 +113,36 @@ Table nodes_table(const Json& nodes) {
   return t;
 }
 
+Table routes_table(const Json& doc) {
+  Table t({"HOST", "PATH", "APP", "INSTANCE", "ADDRESS", "STATE"});
+  const Json& apps = field(doc, "apps");
+  for (const auto& r : array_or_empty(field(doc, "routes"))) {
+    std::string app = field_str(r, "app");
+    size_t port_index = static_cast<size_t>(field_int(r, "portIndex"));
+    std::string host = field_str(r, "host"), path = field_str(r, "path");
+    const Json& instances = array_or_empty(field(field(apps, app.c_str()), "instances"));
+    if (instances.empty()) t.add_row({host, path, app, "(no instances)", "-", "-"});
+    for (const auto& i : instances) {
+      const Json& ports = array_or_empty(field(i, "ports"));
+      std::string addr = port_index < ports.size() ? field_str(i, "host") + ":" + ports[port_index].dump() : "-";
+      t.add_row({host, path, app, field_str(i, "task"), addr, field_bool(i, "healthy") ? "healthy" : "not ready"});
+    }
+  }
+  return t;
+}
+
+std::string routers_summary(const Json& doc) {
+  std::string out;
+  int64_t version = field_int(doc, "version");
+  for (const auto& r : array_or_empty(field(doc, "routers"))) {
+    int64_t applied = field_int(r, "appliedVersion");
+    out += "router " + field_str(r, "address") + " on " + or_dash(field_str(r, "node")) + ": table version " +
+           std::to_string(version) +
+           (applied == version ? " applied" : " (applying; router is at " + std::to_string(applied) + ")") + "\n";
+  }
+  return out.empty() ? "No router runs (stele server --router-listen off).\n" : out;
+}
+
 std::string release_change(const Json& d) {
   std::string from = field_str(d, "fromRelease"), to = field_str(d, "toRelease");
   if (from.empty() || from == "0" || from == to) return "r" + or_dash(to);

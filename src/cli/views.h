@@ -17,6 +17,14 @@ Table apps_table(const Json& apps, int64_t now_ms);
 Table tasks_table(const Json& tasks, int64_t now_ms);
 // `stele nodes`: ID HOSTNAME ADDRESS STATE CPUS MEM PORTS (used/total).
 Table nodes_table(const Json& nodes);
+// `stele routes` (GET /api/v1/routes): HOST PATH APP INSTANCE ADDRESS STATE,
+// a row per instance of each route ("(no instances)" when it has none);
+// STATE is healthy or "not ready" (running but not passing its checks, or
+// being stopped: it gets no traffic).
+Table routes_table(const Json& doc);
+// "router 127.0.0.1:7080 on host1: table version 7 applied" per router, or
+// a line saying that no router runs.
+std::string routers_summary(const Json& doc);
 // `stele deployments`: ID APP KIND RELEASE INSTANCES STATUS AGE STEP.
 Table deployments_table(const Json& deployments, int64_t now_ms);
 // `stele releases`: RELEASE CURRENT STATUS CAUSE SHA ARTIFACT BUILD TEST

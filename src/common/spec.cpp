@@ -4,6 +4,7 @@
 // after their type has been checked.
 #include "common/spec.h"
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cmath>
@@ -764,6 +765,66 @@ void parse_access_log(Fields& f, AppSpec& s) {
   s.access_log = std::move(a);
 }
 
+// Route hosts: DNS names (letters, digits, '-', '.'), optionally "*." in
+// front, or "*" alone; stored lower-cased.
+bool valid_route_host(const std::string& h) {
+  std::string_view rest = h;
+  if (rest == "*") return true;
+  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  if (rest.empty() || rest.size() > 253 || rest.front() == '.' || rest.back() == '.' ||
+      rest.find("..") != std::string_view::npos)
+    return false;
+  return std::all_of(rest.begin(), rest.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+void parse_route(const Json& j, const std::string& path, size_t ports, Errors& errors, RouteSpec& r) {
+  if (!j.is_object()) {
+    errors.add(path, "expected an object");
+    return;
+  }
+  Fields rf(j, path, errors);
+  if (auto h = rf.string("host")) {
+    r.host = *h;
+    std::transform(r.host.begin(), r.host.end(), r.host.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!valid_route_host(r.host))
+      rf.error("host", "must be a host name (letters, digits, '-', '.'), '*.' and a name, or '*'");
+  } else if (!rf.get("host")) {
+    rf.error("host", "is required");
+  }
+  if (auto p = rf.string("path")) {
+    r.path = *p;
+    if (r.path.empty() || r.path[0] != '/' || r.path.find_first_of(" ?#") != std::string::npos)
+      rf.error("path", "must start with '/' and hold no space, '?' or '#'");
+  }
+  read_int(rf, "portIndex", r.port_index, 0);
+  if (size_t(r.port_index) >= ports)
+    rf.error("portIndex", ports ? "the app has " + std::to_string(ports) + " port(s)" : "the app has no ports to route to");
+  if (auto b = rf.string("balance")) {
+    if (*b == "least-conn") r.least_conn = true;
+    else if (*b != "round-robin") rf.error("balance", "must be \"round-robin\" or \"least-conn\"");
+  }
+  read_bool(rf, "redirectHttps", r.redirect_https);
+  for (const auto& [key, value] : j.items())
+    if (key != "host" && key != "path" && key != "portIndex" && key != "balance" && key != "redirectHttps")
+      rf.error(key, "unknown field (expected host, path, portIndex, balance, redirectHttps)");
+}
+
+void parse_routes(Fields& f, AppSpec& s) {
+  const Json* list = f.array("routes");
+  if (!list) return;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (size_t i = 0; i < list->size(); ++i) {
+    RouteSpec r;
+    std::string path = index_path(f.path("routes"), i);
+    parse_route((*list)[i], path, s.port_definitions.size(), f.errors(), r);
+    if (!r.host.empty() && !seen.insert({r.host, r.path}).second)
+      f.errors().add(path, "host '" + r.host + "' and path '" + r.path + "' appear twice");
+    s.routes.push_back(std::move(r));
+  }
+}
+
 // ---- unknown fields ----------------------------------------------------------
 
 bool known_field(std::string_view key) {
@@ -771,7 +832,7 @@ bool known_field(std::string_view key) {
       "id", "cmd", "args", "container", "cpus", "mem", "disk", "instances", "env", "labels",
       "constraints", "portDefinitions", "ports", "requirePorts", "healthChecks",
       "upgradeStrategy", "backoffSeconds", "backoffFactor", "maxLaunchDelaySeconds",
-      "taskKillGracePeriodSeconds", "user", "accessLog"};
+      "taskKillGracePeriodSeconds", "user", "accessLog", "routes"};
   return known.count(key) > 0;
 }
 
@@ -789,6 +850,11 @@ void keep_extra(const Json& j, AppSpec& s) {
 }
 
 // ---- rendering ----------------------------------------------------------------
+
+Json route_json(const RouteSpec& r) {
+  return {{"host", r.host}, {"path", r.path}, {"portIndex", r.port_index},
+          {"balance", r.least_conn ? "least-conn" : "round-robin"}, {"redirectHttps", r.redirect_https}};
+}
 
 Json constraint_json(const Constraint& c) {
   Json j = Json::array({c.field, c.op});
@@ -857,6 +923,7 @@ Result<AppSpec> parse_app_spec(const Json& j, const std::optional<std::string>& 
   parse_upgrade_strategy(f, s);
   parse_launch_policy(f, s);
   parse_access_log(f, s);
+  parse_routes(f, s);
   keep_extra(j, s);
   if (!errors.empty()) return fail(errors.take());
   return s;
@@ -905,6 +972,7 @@ Json app_spec_json(const AppSpec& s) {
   j["taskKillGracePeriodSeconds"] = s.task_kill_grace_period_seconds;
   if (s.user) j["user"] = *s.user;
   if (s.access_log) j["accessLog"] = access_log_json(*s.access_log);
+  if (!s.routes.empty()) j["routes"] = json_array(s.routes, route_json);
   return j;
 }
 

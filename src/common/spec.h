@@ -70,6 +70,21 @@ struct AccessLogSpec {
   friend bool operator==(const AccessLogSpec&, const AccessLogSpec&) = default;
 };
 
+// [Stele] Where the built-in router sends requests for the app: by Host
+// (exact, "*.example.com" for any subdomain, or "*") and path prefix (whole
+// segments) to the app's healthy instances' port `port_index`. JSON:
+// "routes": [{"host": "web.localhost", "path": "/", "portIndex": 0,
+// "balance": "round-robin"|"least-conn", "redirectHttps": false}].
+struct RouteSpec {
+  std::string host;  // lower case
+  std::string path = "/";
+  int port_index = 0;
+  bool least_conn = false;
+  bool redirect_https = false;
+
+  friend bool operator==(const RouteSpec&, const RouteSpec&) = default;
+};
+
 struct AppSpec {
   std::string id;                         // canonical, leading '/'
   std::optional<std::string> cmd;
@@ -91,6 +106,7 @@ struct AppSpec {
   double task_kill_grace_period_seconds = 3;  // Stele default when absent
   std::optional<std::string> user;          // honoured only if it is not root
   std::optional<AccessLogSpec> access_log;  // [Stele] absent: no log-derived request metrics
+  std::vector<RouteSpec> routes;            // [Stele] router entries (none: not routed)
   Json extra = Json::object();              // unknown fields, kept verbatim (Marathon clients send many)
 
   // Field-by-field equality (extra compared as JSON values).

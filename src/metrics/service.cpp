@@ -89,15 +89,17 @@ std::function<Result<std::function<Result<void>()>>(const logs::ForwardMessage&)
   };
 }
 
-void MetricsService::poll_requests(const logs::LogStore& logs, const std::map<std::string, AccessLogSpec>& apps,
+void MetricsService::poll_requests(const logs::LogStore& logs, const std::map<std::string, RequestSource>& apps,
                                    int64_t now_s) {
-  requests_.configure(apps);
-  for (const auto& [name, spec] : apps) {
+  std::map<std::string, AccessLogSpec> specs;
+  for (const auto& [name, src] : apps) specs.emplace(name, src.spec);
+  requests_.configure(specs);
+  for (const auto& [name, src] : apps) {
     uint64_t& cur = request_cursor_.try_emplace(name, request_start_seq_).first->second;
     for (int page = 0; page < 20; ++page) {
       logs::LogQuery q;
       q.app = name;
-      q.tag = "stele." + name + ".stdout";
+      q.tag = src.tag;
       q.after = cur;
       q.limit = 5000;
       auto rows = logs.query(q);

@@ -28,6 +28,14 @@
 
 namespace stele::metrics {
 
+// Where an app's access lines come from: its own output (the spec's
+// "accessLog", tag stele.<app>.stdout) or the router's access records
+// (stele.<app>.access).
+struct RequestSource {
+  AccessLogSpec spec;
+  std::string tag;
+};
+
 struct MetricsServiceOptions {
   std::string dir;                                // <data>/metrics
   std::string graphite_listen = "127.0.0.1:2003";  // "off": none
@@ -58,10 +66,10 @@ class MetricsService {
   // and nothing of it kept), appended, and acked once the WAL holds them.
   std::function<Result<std::function<Result<void>()>>(const logs::ForwardMessage&)> signal_sink();
 
-  // Reads the apps' new output records from the log store (each app with an
-  // accessLog; `apps` maps app name to it), feeds the request counters and
-  // appends every closed 10 s window. Called about every second.
-  void poll_requests(const logs::LogStore& logs, const std::map<std::string, AccessLogSpec>& apps, int64_t now_s);
+  // Reads the apps' new access lines from the log store (`apps` maps app
+  // name to where they are), feeds the request counters and appends every
+  // closed 10 s window. Called about every second.
+  void poll_requests(const logs::LogStore& logs, const std::map<std::string, RequestSource>& apps, int64_t now_s);
 
   // Appends stele.server.<name> points (the caller's plus the store's and
   // the listener's own counters) at `now_s`.

@@ -179,8 +179,8 @@ struct Pipeline::Impl {
     spdlog::info("{} release {}: {} failed: {}", app_id, n, step, reason);
   }
 
-  // A step's spec: the app's env and user, the step's own limits, no ports
-  // or health checks.
+  // A step's spec: the app's env and user, the step's own limits, no ports,
+  // routes or health checks.
   static AppSpec step_spec(const AppSpec& app, const std::string& cmd, double cpus, double mem) {
     AppSpec s = app;
     s.cmd = cmd;
@@ -189,6 +189,7 @@ struct Pipeline::Impl {
     s.mem = mem;
     s.health_checks.clear();
     s.port_definitions.clear();
+    s.routes.clear();
     s.require_ports = false;
     s.instances = 1;
     return s;

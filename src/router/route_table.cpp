@@ -7,6 +7,12 @@ namespace stele::router {
 
 namespace {
 
+// A JSON integer >= 0, whether parsed from text (unsigned) or built in C++
+// from a signed int.
+bool non_negative_int(const Json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
+
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
 // Collects per-field errors while reading a document.
@@ -64,7 +70,7 @@ void read_route(const Json& j, const std::string& at, Problems& p, std::vector<R
   str("path", r.path, false);
   str("app", r.app, true);
   if (auto it = j.find("portIndex"); it != j.end()) {
-    if (!it->is_number_unsigned()) p.add(at + "/portIndex", "must be a non-negative integer");
+    if (!non_negative_int(*it)) p.add(at + "/portIndex", "must be a non-negative integer");
     else r.port_index = it->get<size_t>();
   }
   if (auto it = j.find("balance"); it != j.end()) {
@@ -95,7 +101,7 @@ void read_instance(const Json& j, const std::string& at, Problems& p, std::vecto
   } else {
     for (size_t i = 0; i < ports->size(); ++i) {
       const Json& v = (*ports)[i];
-      if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 65535)
+      if (!non_negative_int(v) || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 65535)
         p.add(at + "/ports/" + std::to_string(i), "must be a port number 1-65535");
       else in.ports.push_back(static_cast<uint16_t>(v.get<uint64_t>()));
     }
@@ -193,7 +199,7 @@ Result<RouteTable> RouteTable::from_json(const Json& j) {
   if (!j.is_object()) return fail(Error{"route table must be a JSON object", {}, 422});
   uint64_t version = 0;
   auto v = j.find("version");
-  if (v == j.end() || !v->is_number_unsigned()) p.add("/version", "is required (a non-negative integer)");
+  if (v == j.end() || !non_negative_int(*v)) p.add("/version", "is required (a non-negative integer)");
   else version = v->get<uint64_t>();
   std::vector<Route> routes;
   auto rs = j.find("routes");

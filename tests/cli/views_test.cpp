@@ -189,3 +189,30 @@ TEST(AppDetails, SummarisesStateAndSpec) {
 
 }  // namespace
 }  // namespace stele::cli
+
+namespace stele::cli {
+namespace {
+
+TEST(RoutesTable, RowPerInstanceAndRoutesWithoutInstancesSaySo) {
+  Json doc = {{"version", 4},
+              {"routes", {{{"host", "web.localhost"}, {"path", "/"}, {"app", "/web"}, {"portIndex", 1}},
+                          {{"host", "api.localhost"}, {"path", "/v1"}, {"app", "/api"}, {"portIndex", 0}}}},
+              {"apps", {{"/web", {{"instances", {{{"task", "web-r2.0.1"}, {"host", "10.0.0.5"}, {"ports", {31000, 31001}},
+                                                 {"healthy", true}},
+                                                {{"task", "web-r2.1.1"}, {"host", "10.0.0.6"}, {"ports", {31002, 31003}},
+                                                 {"healthy", false}}}}}},
+                        {"/api", {{"instances", Json::array()}}}}},
+              {"routers", {{{"node", "h1"}, {"address", "127.0.0.1:7080"}, {"appliedVersion", 3}}}}};
+  EXPECT_EQ(routes_table(doc).render(),
+            "HOST            PATH   APP    INSTANCE         ADDRESS          STATE\n"
+            "web.localhost   /      /web   web-r2.0.1       10.0.0.5:31001   healthy\n"
+            "web.localhost   /      /web   web-r2.1.1       10.0.0.6:31003   not ready\n"
+            "api.localhost   /v1    /api   (no instances)   -                -\n");
+  EXPECT_EQ(routers_summary(doc), "router 127.0.0.1:7080 on h1: table version 4 (applying; router is at 3)\n");
+  doc["routers"][0]["appliedVersion"] = 4;
+  EXPECT_EQ(routers_summary(doc), "router 127.0.0.1:7080 on h1: table version 4 applied\n");
+  EXPECT_EQ(routers_summary(Json::object()), "No router runs (stele server --router-listen off).\n");
+}
+
+}  // namespace
+}  // namespace stele::cli

@@ -765,3 +765,50 @@ TEST(AppSpecJson, FuzzSeedsParseAsTheirNamesSay) {
 
 }  // namespace
 }  // namespace stele
+
+// ---- routes (Stele extension) -------------------------------------------------------
+
+namespace stele {
+namespace {
+
+TEST(AppSpecRoutes, ReadWithDefaultsAndRendered) {
+  AppSpec s = parse_ok(with(minimal(), {{"routes", {{{"host", "Web.Localhost"}},
+                                                    {{"host", "*.example.com"}, {"path", "/api"},
+                                                     {"balance", "least-conn"}, {"redirectHttps", true}}}}}));
+  ASSERT_EQ(s.routes.size(), 2u);
+  EXPECT_EQ(s.routes[0].host, "web.localhost");  // host names are case-insensitive
+  EXPECT_EQ(s.routes[0].path, "/");
+  EXPECT_EQ(s.routes[0].port_index, 0);
+  EXPECT_FALSE(s.routes[0].least_conn);
+  EXPECT_TRUE(s.routes[1].least_conn);
+  EXPECT_TRUE(s.routes[1].redirect_https);
+  Json j = app_spec_json(s);
+  EXPECT_EQ(j["routes"][1], Json({{"host", "*.example.com"}, {"path", "/api"}, {"portIndex", 0},
+                                  {"balance", "least-conn"}, {"redirectHttps", true}}));
+  EXPECT_EQ(parse_ok(j).routes, s.routes);
+  EXPECT_FALSE(app_spec_json(parse_ok(minimal())).contains("routes"));
+}
+
+TEST(AppSpecRoutes, InvalidFieldsAreNamed) {
+  auto routes = [](const Json& r) { return with(minimal(), {{"routes", Json::array({r})}}); };
+  EXPECT_EQ(only_error(routes(Json::object()), "/routes/0/host"), "is required");
+  EXPECT_EQ(only_error(routes({{"host", "a b"}}), "/routes/0/host"),
+            "must be a host name (letters, digits, '-', '.'), '*.' and a name, or '*'");
+  EXPECT_EQ(only_error(routes({{"host", "*.*"}}), "/routes/0/host"),
+            "must be a host name (letters, digits, '-', '.'), '*.' and a name, or '*'");
+  EXPECT_EQ(only_error(routes({{"host", "x"}, {"path", "api"}}), "/routes/0/path"),
+            "must start with '/' and hold no space, '?' or '#'");
+  EXPECT_EQ(only_error(routes({{"host", "x"}, {"portIndex", 2}}), "/routes/0/portIndex"), "the app has 1 port(s)");
+  EXPECT_EQ(only_error(with(routes({{"host", "x"}}), {{"portDefinitions", Json::array()}}), "/routes/0/portIndex"),
+            "the app has no ports to route to");
+  EXPECT_EQ(only_error(routes({{"host", "x"}, {"balance", "random"}}), "/routes/0/balance"),
+            "must be \"round-robin\" or \"least-conn\"");
+  EXPECT_EQ(only_error(routes({{"host", "x"}, {"hots", "y"}}), "/routes/0/hots"),
+            "unknown field (expected host, path, portIndex, balance, redirectHttps)");
+  EXPECT_EQ(only_error(with(minimal(), {{"routes", {{{"host", "x"}}, {{"host", "X"}}}}}), "/routes/1"),
+            "host 'x' and path '/' appear twice");
+  EXPECT_EQ(only_error(with(minimal(), {{"routes", "x"}}), "/routes"), "expected an array");
+}
+
+}  // namespace
+}  // namespace stele

@@ -551,6 +551,12 @@ def metrics_flags(graphite_port, extra):
     return argv
 
 
+def router_flags(router_port):
+    """--router-listen on the given loopback port (every server its own, so
+    tests never collide on 7080)."""
+    return ["--router-listen", "127.0.0.1:%d" % router_port]
+
+
 class Server:
     def __init__(self, h, name, data_dir, port, extra):
         self.h, self.name, self.data_dir, self.port, self.extra = h, name, data_dir, port, extra
@@ -561,6 +567,7 @@ class Server:
         # tests never collide on 24224.
         self.forward_port = extra.get("forward_port") or free_port()
         self.graphite_port = extra.get("graphite_port") or free_port()
+        self.router_port = extra.get("router_port") or free_port()
 
     def start(self, wait=True):
         argv = [STELE, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
@@ -568,6 +575,7 @@ class Server:
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", DEPLOY_TIMEOUT))]
         argv += forward_flags(self.forward_port, self.extra)
         argv += metrics_flags(self.graphite_port, self.extra)
+        argv += router_flags(self.router_port)
         self.proc = self.h.spawn(self.name, argv)
         if wait:
             wait_until(lambda: self.api.ping() or self._dead(), 15, "%s to answer /ping" % self.name)
@@ -612,6 +620,7 @@ class Up:
         self.proc = None
         self.forward_port = extra.get("forward_port") or free_port()
         self.graphite_port = extra.get("graphite_port") or free_port()
+        self.router_port = extra.get("router_port") or free_port()
 
     def start(self, wait=True):
         argv = [STELE, "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
@@ -621,6 +630,7 @@ class Up:
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", DEPLOY_TIMEOUT))]
         argv += forward_flags(self.forward_port, self.extra)
         argv += metrics_flags(self.graphite_port, self.extra)
+        argv += router_flags(self.router_port)
         argv += ["--metrics-interval", str(self.extra.get("metrics_interval", 10))]
         for a in self.apps:
             argv += ["--app", a]

@@ -153,7 +153,7 @@ class GitTest(SteleTestCase):
         addr, port = ns.inner, 32100
         data = os.path.join(self.h.tmp, "server")
         token = "s3cret-token"
-        proc = self.h.spawn("server", ["ip", "netns", "exec", ns.name, STELE, "server", "--data-dir", data,
+        proc = self.h.spawn("server", ["ip", "netns", "exec", ns.name, STELE, "server", "--router-listen", "off", "--data-dir", data,
                                        "--listen", "%s:%d" % (addr, port), "--token", token])
         base = "http://%s:%d" % (addr, port)
         wait_until(lambda: Api(base).ping() or (not proc.alive() and self.fail(proc.output()[-2000:])), 15,

@@ -118,7 +118,7 @@ class MetricsServer(stelelib.Server):
                 f.write(aggregation)
 
     def start(self, wait=True):
-        argv = [STELE, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
+        argv = [STELE, "server", "--router-listen", "off", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
                 "--agent-timeout", str(self.extra.get("agent_timeout", stelelib.AGENT_TIMEOUT)),
                 "--deploy-timeout", str(self.extra.get("deploy_timeout", stelelib.DEPLOY_TIMEOUT))]
         argv += stelelib.forward_flags(self.forward_port, self.extra)
