@@ -249,6 +249,7 @@ struct ServerRole {
   std::unique_ptr<router::RouterService> router;  // nullptr with --router-listen off
   std::unique_ptr<asio::steady_timer> router_timer;
   uint64_t router_version = 0;                   // last table version sent to the router
+  std::map<uint64_t, int64_t> router_table_ms;   // version sent -> when it was computed
   fs::path logs_dir;
   std::string bound;
   std::string forward_bound;  // "" when off
@@ -370,6 +371,12 @@ struct ServerRole {
     co.agent_timeout_ms = static_cast<int64_t>(f.agent_timeout * 1000);
     co.deploy_timeout_ms = static_cast<int64_t>(f.deploy_timeout * 1000);
     co.heartbeat_interval_ms = std::max<int64_t>(200, co.agent_timeout_ms / 6);
+    if (f.router_listen != "off")
+      co.routers_synced_ms = [this]() -> int64_t {  // io thread, as feed_router
+        if (!router) return 0;
+        auto it = router_table_ms.find(router->applied_version());
+        return it == router_table_ms.end() ? 0 : it->second;
+      };
     cluster = std::make_unique<deploy::Cluster>(*store, clock, co);
     api::ApiOptions ao;
     auto hp = net::split_host_port(f.listen);
@@ -422,11 +429,14 @@ struct ServerRole {
   // Every 200 ms: the route table, when it changed, to the router (io
   // thread: the cluster is read here).
   void feed_router() {
+    int64_t computed = clock.now_ms();
     Json t = api->route_table();
     uint64_t v = t.value("version", uint64_t(0));
     if (v != router_version) {
       if (auto r = router->update(t); !r) spdlog::error("router: table {} refused: {}", v, r.error().message);
       router_version = v;
+      router_table_ms[v] = computed;
+      while (router_table_ms.size() > 64) router_table_ms.erase(router_table_ms.begin());
     }
     router_timer->expires_after(std::chrono::milliseconds(200));
     router_timer->async_wait([this](boost::system::error_code ec) {

@@ -29,6 +29,14 @@ struct ClusterOptions {
   std::string forward_address;   // where agents ship logs/metrics (forward protocol); "" = nowhere
   std::string forward_shared_key;  // the forward input's shared key, told to registered agents
   size_t task_history = 20;      // terminal tasks kept per app for the API
+  // Drain before a planned stop (rolling upgrades, scale-down) of a routed
+  // app's instance: it first leaves the routers' table (route_view.h) and is
+  // sent its kill once every router runs a table computed after that --
+  // routers_synced_ms() answers when that table was computed (wall ms on
+  // the cluster's clock) -- or after drain_timeout_ms. Empty: no routers, no
+  // drain.
+  std::function<int64_t()> routers_synced_ms;
+  int64_t drain_timeout_ms = 5'000;
 };
 
 // A command for one agent. Kept until the agent's status reports show it took

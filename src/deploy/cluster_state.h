@@ -61,6 +61,7 @@ struct Cluster::State {
   void finish_deployment(Deployment& d, const std::string& status, const std::string& reason, Tx& tx);
   // Queues a kill for a live task, with its release's kill grace period.
   void send_kill(Task& t, Tx& tx);
+  bool drained(Task& t, const Release& rel);
   // taskKillGracePeriodSeconds of the task's own release (3 s if it is gone).
   double kill_grace(const Task& t) const;
   static Json kill_command(const std::string& task_id, double grace_seconds);

@@ -78,6 +78,19 @@ void Cluster::State::launch_task(App& app, const Release& rel, int seq, Tx& tx) 
   tx.events.push_back(task_event(t));
 }
 
+// Whether a planned stop of `t` may be sent now: at once for apps without
+// routes or without routers; else once the routers run a table computed
+// after the drain began (the task is out of it), or after the drain timeout.
+bool Cluster::State::drained(Task& t, const Release& rel) {
+  if (!opts.routers_synced_ms || rel.spec.routes.empty() || t.state != TaskState::Running) return true;
+  int64_t n = now();
+  if (t.drain_since_ms == 0) {
+    t.drain_since_ms = n;
+    return false;
+  }
+  return opts.routers_synced_ms() > t.drain_since_ms || n - t.drain_since_ms >= opts.drain_timeout_ms;
+}
+
 void Cluster::State::reconcile_app(App& app, Tx& tx) {
   const Release* rel = self.release(app.id, app.current_release);
   if (!rel) return;
@@ -92,7 +105,8 @@ void Cluster::State::reconcile_app(App& app, Tx& tx) {
   }
   UpgradePlan plan = plan_upgrade(in);
   for (const auto& id : plan.kill) {
-    send_kill(tasks[id], tx);
+    Task& t = tasks[id];
+    if (drained(t, *rel)) send_kill(t, tx);
   }
   if (now() >= app.next_launch_ms)
     for (int seq : plan.start_slots) launch_task(app, *rel, seq, tx);

@@ -57,6 +57,10 @@ struct Task {
   bool has_health_checks = false;
   std::vector<HealthResult> health;
   bool kill_sent = false;
+  // A planned stop waiting for the routers to drop it (ClusterOptions::
+  // routers_synced_ms); 0 = not draining. Not persisted: a restarted server
+  // drains again.
+  int64_t drain_since_ms = 0;
   // "" for an app instance; "build" | "test" | "smoke" | "release" | "run"
   // for the pipeline's tasks, which the deployment controller leaves alone.
   std::string kind;

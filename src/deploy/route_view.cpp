@@ -20,7 +20,7 @@ Json route_table_json(const Cluster& cluster) {
     for (const Task* t : tasks) {
       if (!t->kind.empty() || t->host.empty() || t->ports.empty()) continue;
       instances.push_back({{"task", t->id}, {"host", t->host}, {"ports", t->ports},
-                           {"healthy", t->healthy() && !t->kill_sent}});
+                           {"healthy", t->healthy() && !t->kill_sent && t->drain_since_ms == 0}});
     }
     apps[a->id] = {{"instances", std::move(instances)}};
   }

@@ -2,7 +2,8 @@
 // "version"): each app's `routes` from its current release's spec, and per
 // routed app its live instances -- address, ports, and whether they may get
 // traffic: running, passing their health checks (design.md: an instance
-// gets traffic only after its checks pass) and not being killed.
+// gets traffic only after its checks pass), not draining and not being
+// killed.
 #pragma once
 #include "common/json.h"
 #include "deploy/cluster.h"

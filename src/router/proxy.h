@@ -18,10 +18,11 @@
 //
 // Retries: a failed connect (refused, unreachable, connect timeout) is
 // retried on another instance not yet tried, for every method -- no request
-// byte has gone out. A pooled keep-alive connection that the upstream closed
-// before answering is replaced by a fresh connection and the request sent
-// again only for idempotent methods without a body. Nothing is retried once
-// response bytes came back.
+// byte has gone out. An idempotent request without a body whose upstream
+// closed before answering is sent once more: on a fresh connection to the
+// same instance when the dead connection came from the pool, else to another
+// instance (one being stopped drops what is in its listen queue). Nothing is
+// retried once response bytes came back, and non-idempotent requests never.
 //
 // Timeouts (ProxyOptions): a client has header_timeout from its first byte
 // (or from accept) to send a complete head -- a slowloris client is cut then

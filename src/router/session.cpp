@@ -295,12 +295,15 @@ class Session {
   }
 
   // Sends the request (head from out_, body from the client) and reads the
-  // response head into resp_. A pooled connection found dead before any
-  // answer is replaced once, for idempotent requests without a body.
-  awaitable<ResponseRead> exchange(std::unique_ptr<UpstreamConn>& up, const Instance& inst, size_t port_index,
+  // response head into resp_. An idempotent request without a body whose
+  // upstream closed before any answer is sent once more: on a new connection
+  // to the same instance when the dead one came from the pool (the instance
+  // merely closed an idle connection), else to another instance (this one is
+  // likely going away, as nginx's proxy_next_upstream does for GET).
+  awaitable<ResponseRead> exchange(std::unique_ptr<UpstreamConn>& up, const Route& route, const Instance*& inst,
                                    bool reused, Xfer& sent) {
     const ProxyOptions& o = p_.opts;
-    const bool replayable = reused && info_.body == BodyKind::kNone && http1::is_idempotent(method_);
+    const bool replayable = info_.body == BodyKind::kNone && http1::is_idempotent(method_);
     if (info_.expect_continue && info_.body != BodyKind::kNone && req_minor_ == 1) {
       bool ok = co_await write_all(client(), "HTTP/1.1 100 Continue\r\n\r\n", o.idle_timeout);
       if (!ok) co_return ResponseRead::kBroken;
@@ -314,11 +317,20 @@ class Session {
       ResponseRead r = co_await read_response_head(*up);
       bool stale = r == ResponseRead::kClosedEarly || (sent == Xfer::kWriteFailed && r != ResponseRead::kOk);
       if (!(stale && replayable && attempt == 0)) co_return r;
+      const Instance* next = inst;
+      if (!reused) {
+        std::array<const Instance*, 1> tried{inst};
+        next = table_->pick(route, tried, route.balance == Balance::kLeastConn ? load_fn_ : RouteTable::LoadFn());
+        if (!next) co_return r;
+      }
       ++p_.stats.retries;
       int status = 0;
       std::string cause;
-      up = co_await connect(inst, port_index, status, cause);
+      up = co_await connect(*next, route.port_index, status, cause);
       if (!up) co_return ResponseRead::kClosedEarly;
+      inst = next;
+      upstream_ = inst->addrs[route.port_index];
+      task_ = inst->task;
     }
   }
 
@@ -339,7 +351,7 @@ class Session {
     buf_.consume(req_.head_len);
 
     Xfer sent = Xfer::kDone;
-    ResponseRead r = co_await exchange(up, *inst, route.port_index, reused, sent);
+    ResponseRead r = co_await exchange(up, route, inst, reused, sent);
     // Skip 1xx interim responses (100 Continue was answered by the proxy).
     while (r == ResponseRead::kOk && resp_.status < 200 && resp_.status != 101) {
       up->buf.consume(resp_.head_len);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "deploy/cluster.h"
+#include "deploy/route_view.h"
 
 using namespace stele;
 using namespace stele::deploy;
@@ -43,6 +44,7 @@ class ClusterTest : public ::testing::Test {
     ClusterOptions o;
     o.agent_timeout_ms = 10'000;
     o.deploy_timeout_ms = 60'000;
+    o.routers_synced_ms = routers_synced_;
     cluster_ = std::make_unique<Cluster>(*store_, clock_, o);
     cluster_->on_event = [this](const Json& e) { events_.push_back(e); };
     ASSERT_TRUE(cluster_->load());
@@ -73,6 +75,7 @@ class ClusterTest : public ::testing::Test {
     }
     cluster_->tick();
   }
+  std::string upgrade_routed_app();  // cluster_test.cpp
   int running(const std::string& app) {
     int n = 0;
     for (auto* t : cluster_->tasks(app)) n += t->state == TaskState::Running;
@@ -81,6 +84,7 @@ class ClusterTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   SimulatedClock clock_;
+  std::function<int64_t()> routers_synced_;  // ClusterOptions::routers_synced_ms (empty: no routers)
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Cluster> cluster_;
   std::vector<Json> events_;

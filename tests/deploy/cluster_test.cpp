@@ -245,3 +245,59 @@ TEST_F(ClusterTest, UnconfirmedCommandsAreResentAfterRestart) {
   converge();
   EXPECT_EQ(running("/web"), 2);
 }
+
+namespace {
+AppSpec routed_spec(const std::string& cmd) {
+  Json j = {{"id", "/web"}, {"cmd", cmd}, {"cpus", 0.5}, {"mem", 64}, {"instances", 1},
+            {"routes", {{{"host", "web.localhost"}}}}};
+  auto s = parse_app_spec(j);
+  EXPECT_TRUE(s) << s.error().message;
+  return *s;
+}
+bool kill_queued(Cluster& c, const std::string& task) {
+  for (const auto* n : c.nodes())
+    for (auto& cmd : c.commands(n->id, 0))
+      if (cmd.task_id == task && cmd.body["type"] == "kill") return true;
+  return false;
+}
+}  // namespace
+
+// A routed one-instance app upgraded, 1 s of ticks (within the 5 s drain
+// timeout) played; the old instance's id.
+std::string ClusterTest::upgrade_routed_app() {
+  open();
+  add_agent("a1", "host1");
+  EXPECT_TRUE(cluster_->create_app(routed_spec("serve"), "test"));
+  converge();
+  std::string old_id = cluster_->tasks("/web").at(0)->id;
+  EXPECT_TRUE(cluster_->update_app(routed_spec("serve --v2"), false, "test"));
+  converge(10);
+  return old_id;
+}
+
+TEST_F(ClusterTest, RoutedInstanceLeavesTheRoutersBeforeItsKill) {
+  int64_t synced = 0;
+  routers_synced_ = [&synced] { return synced; };
+  std::string old_id = upgrade_routed_app();
+  // The new instance runs; the old one still runs, out of the routers' table, unkilled.
+  const Task* old = cluster_->task(old_id);
+  ASSERT_NE(old, nullptr);
+  EXPECT_EQ(old->state, TaskState::Running);
+  EXPECT_FALSE(kill_queued(*cluster_, old_id));
+  Json table = route_table_json(*cluster_);
+  for (const auto& i : table["apps"]["/web"]["instances"])
+    EXPECT_EQ(i["healthy"], i["task"] != old_id) << i.dump();
+  // The routers ran a table computed after the drain began: the kill goes out.
+  synced = clock_.now_ms();
+  cluster_->tick();
+  EXPECT_TRUE(kill_queued(*cluster_, old_id));
+}
+
+TEST_F(ClusterTest, DrainEndsAtItsTimeoutWhenRoutersDoNotCatchUp) {
+  routers_synced_ = [] { return int64_t(0); };
+  std::string old_id = upgrade_routed_app();
+  EXPECT_FALSE(kill_queued(*cluster_, old_id));
+  clock_.advance_ms(5'000);
+  cluster_->tick();
+  EXPECT_TRUE(kill_queued(*cluster_, old_id));
+}

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -98,11 +99,12 @@ class RouterTest(SteleTestCase):
         self.assertIn("/web2", body)
 
         # The table as the API and the CLI show it.
-        table = server.api.get("/api/v1/routes")
+        # (the router takes a new table within 200 ms)
+        table = wait_until(lambda: (lambda t: t if t["routers"][0]["appliedVersion"] == t["version"] else None)(
+            server.api.get("/api/v1/routes")), 5, "the router on the newest table")
         self.assertGreaterEqual(table["version"], 1)
         self.assertEqual(sorted(r["host"] for r in table["routes"]), ["web1.localhost", "web2.localhost"])
         self.assertEqual(len(table["apps"]["/web1"]["instances"]), 2)
-        self.assertEqual(table["routers"][0]["appliedVersion"], table["version"])
         out = self.h.run([STELE, "--api", server.url, "routes"]).stdout
         self.assertRegex(out, r"web1\.localhost\s+/\s+/web1\s+web1-r1\.\d\.\d\s+127\.0\.0\.1:316\d\d\s+healthy")
         self.assertIn("web2.localhost", out)
@@ -135,6 +137,51 @@ class RouterTest(SteleTestCase):
         ok = [r for r in rows if "\tstatus:200\t" in r["record"]["log"]]
         self.assertGreaterEqual(len(ok), 6)
         self.assertEqual(sums["2xx"], len(ok))
+
+    def test_rolling_upgrade_under_load_fails_no_request(self):
+        server = self.h.server()
+        self.h.agent(server, "agent", "rhost", PORTS)
+        rport = server.router_port
+        server.api.post("/v2/apps", sample_app("/roll", instances=2, release_tag="v1",
+                                               routes=[{"host": "roll.localhost"}]))
+        wait_until(lambda: len(server.api.healthy_tasks("/roll")) == 2 or None, 40, "roll healthy")
+        wait_until(lambda: get(rport, "roll.localhost")[0].startswith("HTTP/1.1 200") or None, 10, "routed")
+
+        # Continuous load on one keep-alive-less client loop (bounded: 60 s or 20,000 requests).
+        results, stop = [], threading.Event()
+
+        def load():
+            deadline = time.time() + 60
+            while not stop.is_set() and time.time() < deadline and len(results) < 20000:
+                try:
+                    status, _, body = get(rport, "roll.localhost")
+                    results.append((status.split(" ")[1], body.split()[2] if status.endswith("200 OK") else body))
+                except OSError as e:
+                    results.append(("error", str(e)))
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            time.sleep(1)
+            server.api.put("/v2/apps/roll", sample_app("/roll", instances=2, release_tag="v2",
+                                                        routes=[{"host": "roll.localhost"}]))
+            wait_until(lambda: not server.api.get("/api/v1/deployments")["deployments"] or None, 60, "upgrade done")
+            wait_until(lambda: all(t2["release"] == 2 for t2 in server.api.live_tasks("/roll")) or None, 30,
+                       "only r2 left")
+            done_at = len(results)
+            time.sleep(1)
+        finally:
+            stop.set()
+            t.join()
+        failed = [r for r in results if r[0] != "200"]
+        tags = [r[1] for r in results if r[0] == "200"]
+        print("rolling upgrade under load: %d requests, %d failed" % (len(results), len(failed)))
+        self.assertGreater(len(results), 100)
+        self.assertEqual(failed, [], "failed requests during the upgrade")
+        self.assertEqual(tags[0], "v1")
+        self.assertIn("v2", tags)
+        after = [r[1] for r in results[done_at:]]
+        self.assertGreater(len(after), 10)
+        self.assertEqual(set(after), {"v2"}, "only the new release answers once the old instances are gone")
 
 
 if __name__ == "__main__":

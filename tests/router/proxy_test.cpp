@@ -289,6 +289,27 @@ TEST(Proxy, SilentUpstreamIs504AndEarlyCloseIs502) {
   EXPECT_NE(m.body.find("closed the connection before answering"), std::string::npos) << m.body;
 }
 
+TEST(Proxy, IdempotentRequestsAnInstanceDropsUnansweredGoToAnother) {
+  // "dying" accepts and closes without answering, as an instance does when
+  // it is stopped with requests in its listen queue.
+  Backend dying("dying", [](const Message&) { return Reply{"", Reply::Mode::kCloseSilently}; });
+  Backend live("live");
+  ProxyHarness h;
+  h.set_table(web_table(1, {instance("dying", dying.port), instance("live", live.port)}));
+  for (int i = 0; i < 4; ++i) {
+    Message m = fetch(h.port, get("web.localhost", "/"));
+    EXPECT_EQ(m.status, 200) << m.body;
+  }
+  // A POST may have been acted on: never sent twice; the one sent to the
+  // dying instance is a 502.
+  int bad = 0;
+  for (int i = 0; i < 4; ++i) {
+    Message post = fetch(h.port, "POST / HTTP/1.1\r\nHost: web.localhost\r\nContent-Length: 2\r\n\r\nhi");
+    bad += post.status == 502;
+  }
+  EXPECT_EQ(bad, 2);  // round-robin: every other one
+}
+
 TEST(Proxy, SlowlorisIsCutAtTheHeaderTimeoutWhileOthersAreServed) {
   Backend b("b");
   ProxyHarness h;
