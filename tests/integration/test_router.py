@@ -8,8 +8,11 @@ the table. Traffic only to 127.0.0.1.
 
 Run: STELE_BIN=build/stele python3 tests/integration/test_router.py -v
 """
+import base64
+import hashlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -23,17 +26,22 @@ from stelelib import STELE, SteleTestCase, sample_app, wait_until  # noqa: E402
 PORTS = "31600-31619"
 
 
+def read_head(s):
+    """Bytes from s up to and including the end of a response head (and what followed in the same reads)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def raw_request(port, data, timeout=10):
     """Sends raw bytes to the router, returns (status line, headers dict, body) of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        head, _, body = buf.partition(b"\r\n\r\n")
+        head, _, body = read_head(s).partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         headers = {}
         for line in lines[1:]:
@@ -182,6 +190,129 @@ class RouterTest(SteleTestCase):
         after = [r[1] for r in results[done_at:]]
         self.assertGreater(len(after), 10)
         self.assertEqual(set(after), {"v2"}, "only the new release answers once the old instances are gone")
+
+    def test_kill_9_under_load_fails_at_most_the_requests_in_flight(self):
+        server = self.h.server()
+        self.h.agent(server, "agent", "rhost", PORTS)
+        rport = server.router_port
+        server.api.post("/v2/apps", sample_app("/k9", instances=2, routes=[{"host": "k9.localhost"}]))
+        wait_until(lambda: len(server.api.healthy_tasks("/k9")) == 2 or None, 40, "k9 healthy")
+        wait_until(lambda: get(rport, "k9.localhost")[0].startswith("HTTP/1.1 200") or None, 10, "routed")
+
+        # CLIENTS sequential clients: at most CLIENTS requests are in flight at any moment.
+        CLIENTS = 4
+        results, stop = [], threading.Event()
+
+        def load():
+            deadline = time.time() + 30
+            while not stop.is_set() and time.time() < deadline and len(results) < 20000:
+                try:
+                    results.append(get(rport, "k9.localhost")[0].split(" ")[1])
+                except OSError as e:
+                    results.append("error " + str(e))
+        threads = [threading.Thread(target=load) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1)
+            victim = server.api.healthy_tasks("/k9")[0]
+            os.kill(victim["pid"], signal.SIGKILL)
+            wait_until(lambda: victim["id"] not in [t["id"] for t in server.api.live_tasks("/k9")] or None, 20,
+                       "the killed instance noticed")
+            wait_until(lambda: len(server.api.healthy_tasks("/k9")) == 2 or None, 40, "replaced")
+            time.sleep(1)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        failed = [r for r in results if r != "200"]
+        print("kill -9 under load: %d requests by %d clients, %d failed %s" % (
+            len(results), CLIENTS, len(failed), failed[:4]))
+        self.assertGreater(len(results), 100)
+        self.assertLessEqual(len(failed), CLIENTS, "more failures than requests in flight at the kill")
+
+    def test_websocket_echo_through_the_router(self):
+        server = self.h.server()
+        self.h.agent(server, "agent", "rhost", PORTS)
+        rport = server.router_port
+        server.api.post("/v2/apps", {"id": "/ws", "cmd": "exec python3 -u -c \"$WS\"", "env": {"WS": WS_APP},
+                                     "cpus": 0.1, "mem": 64, "instances": 1,
+                                     "portDefinitions": [{"port": 0, "name": "ws"}],
+                                     "routes": [{"host": "ws.localhost"}]})
+        wait_until(lambda: server.api.live_tasks("/ws") and
+                   server.api.live_tasks("/ws")[0]["state"] == "running" or None, 30, "ws running")
+        key = base64.b64encode(os.urandom(16)).decode()
+
+        def handshake():
+            s = socket.create_connection(("127.0.0.1", rport), timeout=10)
+            s.sendall(("GET /chat HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+            head = read_head(s)
+            if not head.startswith(b"HTTP/1.1 101"):
+                s.close()
+                return None
+            return s, head
+        s, head = wait_until(handshake, 10, "the 101 through the router")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.assertIn(b"Sec-WebSocket-Accept: " + accept, head)
+        with s:
+            for text in ("hello", "x" * 1000):
+                payload = text.encode()
+                mask = os.urandom(4)
+                n = len(payload)
+                frame = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+                s.sendall(frame + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+                got = b""
+                want = 2 + (2 if n >= 126 else 0) + n
+                while len(got) < want:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "connection closed mid-frame")
+                    got += chunk
+                self.assertEqual(got[0], 0x81)
+                self.assertEqual(got[(4 if n >= 126 else 2):].decode(), text)
+
+
+# A minimal WebSocket echo server (RFC 6455: handshake, one unfragmented text
+# frame at a time, echoed back unmasked).
+WS_APP = r"""
+import base64, hashlib, os, socket, threading
+def serve(c):
+    data = b''
+    while b'\r\n\r\n' not in data:
+        data += c.recv(4096)
+    key = [l.split(b':', 1)[1].strip() for l in data.split(b'\r\n') if l.lower().startswith(b'sec-websocket-key:')][0]
+    acc = base64.b64encode(hashlib.sha1(key + b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest())
+    c.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' + acc + b'\r\n\r\n')
+    buf = b''
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            chunk = c.recv(65536)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        out, buf = buf[:n], buf[n:]
+        return out
+    try:
+        while True:
+            b0, b1 = need(2)
+            n = b1 & 127
+            if n == 126:
+                n = int.from_bytes(need(2), 'big')
+            mask = need(4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(need(n)))
+            head = bytes([b0]) + (bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, 'big'))
+            c.sendall(head + payload)
+    except EOFError:
+        c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(os.environ['PORT0'])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
 
 
 if __name__ == "__main__":
