@@ -302,9 +302,9 @@ struct ServerRole {
               // records (one source per app, never both).
               std::string name = app_name(a->id);
               if (router && !rel->spec.routes.empty())
-                apps.emplace(name, metrics::RequestSource{router::access_log_spec(), router::access_tag(a->id)});
+                apps.emplace(name, metrics::RequestSource{router::access_log_spec(), log_tag(a->id, "access")});
               else if (rel->spec.access_log)
-                apps.emplace(name, metrics::RequestSource{*rel->spec.access_log, "stele." + name + ".stdout"});
+                apps.emplace(name, metrics::RequestSource{*rel->spec.access_log, log_tag(a->id, "stdout")});
             }
           if (n % 10 == 0) {
             self.emplace_back("apps", double(cluster->apps().size()));

@@ -56,7 +56,7 @@ net::awaitable<void> follow_records(ApiServer::Impl& s, logs::LogQuery q, std::f
 logs::LogQuery release_log_query(ApiServer::Impl& s, const std::string& app_id, int64_t n) {
   logs::LogQuery q;
   q.app = app_id;
-  q.tag = "stele." + app_name(app_id) + ".pipeline";
+  q.tag = log_tag(app_id, "pipeline");
   if (const deploy::Release* rel = s.cluster.release(app_id, n); rel && rel->created_ms > 0)
     q.since_ns = (rel->created_ms - 60'000) * 1'000'000;  // nothing of it is older (clock steps aside)
   return q;
@@ -193,7 +193,7 @@ HttpResponse run_app(ApiServer::Impl& s, const HttpRequest& req, const std::stri
     };
     logs::LogQuery q;
     q.task = task;
-    q.tag = "stele." + app_name(app_id) + ".pipeline";
+    q.tag = log_tag(app_id, "pipeline");
     std::function<bool(const Json&)> keep_all;
     co_await follow_records(s, q, keep_all, emit, done);
     auto end = p.task_end(task);

@@ -4,6 +4,10 @@
 
 namespace stele {
 
+std::string log_tag(std::string_view app_id, std::string_view stream) {
+  return "stele." + app_name(app_id) + "." + std::string(stream);
+}
+
 std::string app_name(std::string_view app_id) {
   if (!app_id.empty() && app_id.front() == '/') app_id.remove_prefix(1);
   std::string out(app_id);

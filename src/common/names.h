@@ -12,6 +12,9 @@ namespace stele {
 std::string app_name(std::string_view app_id);
 // "host.example.com" -> "host_example_com".
 std::string host_name(std::string_view hostname);
+// Log tag of an app's records: "stele.<app name>.<stream>" (stdout, stderr,
+// pipeline, access).
+std::string log_tag(std::string_view app_id, std::string_view stream);
 // Any character outside [A-Za-z0-9_-] -> '_' (one metric path node).
 std::string metric_node(std::string_view s);
 // "<app name>-r<release>.<seq>.<n>"

@@ -94,7 +94,7 @@ struct Pipeline::Impl {
     if (!opts.logs) return;
     std::vector<logs::OwnedLogEntry> batch;
     int64_t t = now_ns();
-    std::string tag = "stele." + app_name(app_id) + ".pipeline";
+    std::string tag = log_tag(app_id, "pipeline");
     while (!text.empty()) {
       size_t nl = text.find('\n');
       std::string_view line = text.substr(0, nl);

@@ -21,7 +21,6 @@ AccessLogSpec access_log_spec() {
   return s;
 }
 
-std::string access_tag(std::string_view app_id) { return "stele." + app_name(app_id) + ".access"; }
 
 RouterService::RouterService(RouterServiceOptions options, logs::LogStore* logs)
     : options_(std::move(options)), logs_(logs) {}
@@ -77,7 +76,7 @@ uint64_t RouterService::applied_version() const { return proxy_ ? proxy_->applie
 void RouterService::on_access(const AccessRecord& r) {
   if (r.app.empty()) return;  // no route: nobody's request
   logs::OwnedLogEntry e;
-  e.tag = access_tag(r.app);
+  e.tag = log_tag(r.app, "access");
   e.time_ns = r.time_ms * 1'000'000;
   logs::msgpack::Writer w(e.record);
   w.map(5);

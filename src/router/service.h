@@ -35,8 +35,6 @@ namespace stele::router {
 
 // How the router's access lines read (for the request metrics).
 AccessLogSpec access_log_spec();
-// "stele.<app name>.access".
-std::string access_tag(std::string_view app_id);
 
 struct RouterServiceOptions {
   std::string listen = "127.0.0.1:7080";
