@@ -48,6 +48,8 @@ import time
 import json
 import urllib.request
 
+from benchlib import cpu_seconds, taskset
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
 STELE = os.environ.get("STELE_BIN", os.path.join(ROOT, "build", "stele"))
@@ -178,17 +180,6 @@ def stop(proc, timeout=20.0):
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads), from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def taskset(cpu):
-    return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
 
 # ---------- senders ----------

@@ -60,6 +60,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
 
 import graphite_peer as gp  # noqa: E402
+from benchlib import cpu_seconds, taskset  # noqa: E402
 
 STELE = os.environ.get("STELE_BIN", os.path.join(ROOT, "build", "stele"))
 STEP = 10
@@ -96,16 +97,6 @@ def render_payload(series, end):
 
 
 # ---------- processes ----------
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def taskset(cpu):
-    return ["taskset", "-c", str(cpu)] if cpu is not None else []
-
 
 def http_text(url, timeout=30):
     with urllib.request.urlopen(url, timeout=timeout) as r:

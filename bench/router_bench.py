@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from stelelib import Proc, free_port, wait_until  # noqa: E402
+from benchlib import taskset  # noqa: E402
+from stelelib import Proc, free_port, port_open, wait_until  # noqa: E402
 
 STELE = os.environ.get("STELE_BIN") or os.path.join(HERE, "..", "build", "stele")
 HOST = "bench.localhost"
@@ -88,18 +88,6 @@ frontend web
 backend app
   server b1 127.0.0.1:{backend}
 """
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def taskset(cpu):
-    return ["taskset", "-c", str(cpu)] if cpu is not None and cpu >= 0 else []
 
 
 def api(url, method="GET", body=None):

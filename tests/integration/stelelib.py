@@ -78,6 +78,15 @@ def wait_until(fn, timeout, what, interval=0.1):
 # Ports and processes
 
 
+def port_open(port):
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 def free_port():
     """A free loopback port, free for TCP and UDP both (the forward and graphite
     listeners bind both), from the ephemeral range, so never one of the 31xxx

@@ -66,7 +66,7 @@ _live = []
 # Process handling, ports and polling are the integration harness's.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import stelelib  # noqa: E402
-from stelelib import free_port, wait_until  # noqa: E402,F401 (re-exported for the tests and bench)
+from stelelib import free_port, port_open, wait_until  # noqa: E402,F401 (re-exported for the tests and bench)
 
 
 class PeerUnavailable(Exception):
@@ -142,14 +142,6 @@ def ensure_packages(packages=PACKAGES, install=True):
 
 # --------------------------------------------------------------------------
 # Ports, processes, files
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def disk_bytes(path, skip=None):
