@@ -34,6 +34,7 @@ extern char** environ;
 #include "logs/forward_server.h"
 #include "logs/log_store.h"
 #include "metrics/service.h"
+#include "monitor/service.h"
 #include "router/service.h"
 #include "net/offload.h"
 #include "net/http_server.h"
@@ -80,6 +81,7 @@ struct Flags {
   std::string metrics_aggregation;
   size_t metrics_max_series = 100'000;
   std::string carbon_relay;
+  double probe_interval = 10;  // exported-port probes, seconds; 0 = off
   bool verbose = false;
 };
 
@@ -243,6 +245,7 @@ struct ServerRole {
   SystemClock clock;
   std::unique_ptr<deploy::Cluster> cluster;
   std::unique_ptr<api::ApiServer> api;
+  std::unique_ptr<monitor::MonitorService> monitor;
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<logs::ForwardServer> forward;  // nullptr with --forward-listen off
   std::unique_ptr<logs::ForwardRelay> relay;     // nullptr without --forward-to
@@ -411,19 +414,56 @@ struct ServerRole {
         return Json::array({{{"node", node}, {"address", r->address()}, {"appliedVersion", r->applied_version()}}});
       };
     }
+    monitor = std::make_unique<monitor::MonitorService>(io, *store, clock, monitor_options(f));
+    ao.monitor = monitor.get();
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     if (auto r = cluster->load(); !r) return r;
+    if (auto r = monitor->load(); !r) return fail("monitoring state: " + r.error().message);
     http = std::make_unique<net::HttpServer>(io, api->router());
     auto b = http->listen(f.listen);
     if (!b) return fail(b.error());
     bound = *b;
     api->start();
+    monitor->start();
     if (router) {
       spdlog::info("router (HTTP reverse proxy for apps' routes) on http://{}", router->address());
       router_timer = std::make_unique<asio::steady_timer>(io);
       feed_router();
     }
     return {};
+  }
+
+  // Monitoring reads the cluster, stores perfdata as metrics from a worker,
+  // and tells the API about its events and agents' new definitions.
+  monitor::MonitorOptions monitor_options(const Flags& f) {
+    monitor::MonitorOptions mo;
+    mo.agent_timeout_ms = static_cast<int64_t>(f.agent_timeout * 1000);
+    mo.probe_interval_ms = static_cast<int64_t>(f.probe_interval * 1000);
+    mo.probe_timeout_ms = std::clamp<int64_t>(mo.probe_interval_ms / 2, 500, 5000);
+    if (geteuid() == 0)  // proxy checks and pipe handlers run as the task user, never root
+      if (auto creds = ::stele::resolve_task_user(resolve_task_user(f.task_user))) {
+        mo.uid = creds->uid;
+        mo.gid = creds->gid;
+        mo.groups = creds->groups;
+      }
+    mo.inventory = [this] { return api::monitor_inventory(*cluster); };
+    mo.write_points = [this](std::vector<monitor::MetricPoint> points) {
+      auto* m = metrics.get();
+      asio::post(net::worker_pool(), [m, points = std::move(points)] {
+        std::vector<metrics::Point> view;
+        for (const auto& p : points) view.push_back(metrics::Point{p.path, p.value, p.time_s});
+        int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+        m->ingest().append(view, now, "check perfdata");
+      });
+    };
+    mo.on_event = [this](const Json& e) {
+      if (api) api->publish_event(e);
+    };
+    mo.agent_changed = [this](const std::string& id) {
+      if (api) api->notify_agent(id);
+    };
+    return mo;
   }
 
   // Every 200 ms: the route table, when it changed, to the router (io
@@ -445,6 +485,7 @@ struct ServerRole {
   }
 
   void stop() {
+    if (monitor) monitor->stop();
     if (api) api->stop();
     if (http) http->stop();
     if (forward) forward->stop();
@@ -725,6 +766,10 @@ void add_server_flags(CLI::App* c, Flags& f) {
   c->add_option("--metrics-max-series", f.metrics_max_series,
                 "most metric series kept; new ones past it are refused (the store's disk is bounded by it)")
       ->envname("STELE_METRICS_MAX_SERIES")->capture_default_str();
+  c->add_option("--probe-interval", f.probe_interval,
+                "seconds between probes of every running instance's ports (TCP, or HTTP for apps with an HTTP "
+                "health check; observations only, never kills); 0 = off")
+      ->envname("STELE_PROBE_INTERVAL")->capture_default_str();
   c->add_option("--carbon-relay", f.carbon_relay, "also send every metric point to this Graphite line receiver host:port")
       ->envname("STELE_CARBON_RELAY");
 }

@@ -290,6 +290,12 @@ net::awaitable<void> Agent::Impl::command_loop(int my_session) {
     net::SseParser parser([this](const net::SseEvent& e) {
       last_contact_ms = clock.now_ms();
       if (e.event == "command") handle_command(e.data);
+      if ((e.event == "checks" || e.event == "check-run") && checks) {
+        auto j = parse_json(e.data);
+        if (!j) spdlog::warn("checks: bad {} event from the server: {}", e.event, j.error().message);
+        else if (e.event == "checks") checks->set_checks(*j);
+        else checks->run_now(*j);
+      }
     });
     auto r = co_await net::http_stream("GET", url("/api/v1/agent/commands?id=" + net::percent_encode(opts.id)), "", headers(),
                                        [&](std::string_view chunk) {
@@ -389,6 +395,19 @@ void Agent::start() {
   }
   s.recover_launches(recovered);
   s.shipper.start();
+  AgentChecksOptions co;
+  co.agent_id = s.opts.id;
+  if (geteuid() == 0) {  // plugins run as the task user, never root
+    auto creds = resolve_task_user(s.opts.task_user);
+    if (!creds) spdlog::error("checks: task user: {} (plugins will not run)", creds.error().message);
+    else co.uid = creds->uid, co.gid = creds->gid, co.groups = {creds->groups.begin(), creds->groups.end()};
+  }
+  co.post = [&s](std::string body) -> net::awaitable<bool> {
+    auto r = co_await net::http_request("POST", s.url("/api/v1/agent/checks"), std::move(body), s.headers(), 10s);
+    co_return r && r->status == 200;
+  };
+  s.checks = std::make_unique<AgentChecks>(s.io, std::move(co));
+  s.checks->start();
   asio::co_spawn(s.io, s.main_loop(), asio::detached);
   asio::co_spawn(s.io, s.status_loop(), asio::detached);
   asio::co_spawn(s.io, s.gc_loop(), asio::detached);
@@ -401,6 +420,7 @@ void Agent::stop() {
   impl_->health.clear();
   impl_->steps.clear();  // their shippers stop; a restarted agent resumes them
   impl_->shipper.stop();
+  if (impl_->checks) impl_->checks->stop();
   impl_->updates_signal.notify();
 }
 

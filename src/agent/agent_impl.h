@@ -19,6 +19,7 @@
 
 #include "agent/agent.h"
 #include "agent/app_tree.h"
+#include "agent/checks.h"
 #include "agent/health.h"
 #include "agent/shipper.h"
 #include "logs/spool.h"
@@ -64,6 +65,7 @@ struct Agent::Impl {
   std::map<std::string, std::unique_ptr<StepRun>> steps;
   BuildCacheLimits build_cache_limits;
   Shipper shipper;  // task records -> the server's forward input
+  std::unique_ptr<AgentChecks> checks;  // subscription checks (created in start())
 
   Impl(boost::asio::io_context& i, AgentOptions o);
 

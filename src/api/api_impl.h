@@ -23,6 +23,7 @@ struct ApiServer::Impl {
   uint64_t routes_version = 0;
   Json route_table();
   bool stopped = false;
+  void publish(const Json& e);  // a stored event: recent + wake the streams
 
   Impl(boost::asio::io_context& i, deploy::Cluster& c, store::Store& s, ApiOptions o)
       : io(i), cluster(c), store(s), opts(std::move(o)), events_signal(i.get_executor()) {}
@@ -59,6 +60,8 @@ void add_pipeline_routes(net::Router& r, ApiServer::Impl& s);
 void add_log_routes(net::Router& r, ApiServer::Impl& s);
 // Graphite's API and Prometheus /metrics (routes_metrics.cpp).
 void add_metrics_routes(net::Router& r, ApiServer::Impl& s);
+// Checks, handlers, silences, states and agents' results (routes_checks.cpp).
+void add_check_routes(net::Router& r, ApiServer::Impl& s);
 // Pipeline handlers the app routes dispatch to (routes_pipeline.cpp).
 net::HttpResponse release_log(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id, int64_t n);
 net::HttpResponse app_config(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id);

@@ -71,9 +71,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
     : impl_(std::make_unique<Impl>(io, cluster, store, std::move(opts))) {
   Impl& s = *impl_;
   cluster.on_event = [&s](const Json& e) {
-    s.recent.push_back(e);
-    while (s.recent.size() > 2000) s.recent.pop_front();
-    s.events_signal.notify();
+    s.publish(e);
     // The pipeline reacts outside the Cluster call that produced the event.
     if (s.pipeline) asio::post(s.io, [&s, e] {
       if (s.pipeline) s.pipeline->on_event(e);
@@ -87,6 +85,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   add_event_routes(router_, s);
   add_log_routes(router_, s);
   add_metrics_routes(router_, s);
+  add_check_routes(router_, s);
   add_native_routes(router_, s);
   add_marathon_routes(router_, s);
   if (!s.opts.artifacts_dir.empty()) {
@@ -106,6 +105,16 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
 }
 
 ApiServer::~ApiServer() = default;
+
+void ApiServer::Impl::publish(const Json& e) {
+  recent.push_back(e);
+  while (recent.size() > 2000) recent.pop_front();
+  events_signal.notify();
+}
+
+void ApiServer::publish_event(const Json& e) { impl_->publish(e); }
+
+void ApiServer::notify_agent(const std::string& id) { impl_->agent_signal(id).notify(); }
 
 void ApiServer::kick() { impl_->kick(); }
 

@@ -17,6 +17,7 @@
 #include "deploy/cluster.h"
 #include "logs/log_store.h"
 #include "metrics/service.h"
+#include "monitor/service.h"
 #include "pipeline/pipeline.h"
 #include "net/http.h"
 #include "net/router.h"
@@ -48,6 +49,9 @@ struct ApiOptions {
   // The routers fed by route_table() ("routers" of GET /api/v1/routes:
   // [{"node", "address", "appliedVersion"}]); empty = none runs.
   std::function<Json()> routers;
+  // Monitoring (checks, handlers, silences, states; owned by main);
+  // nullptr = those routes answer 503.
+  monitor::MonitorService* monitor = nullptr;
 };
 
 class ApiServer {
@@ -63,6 +67,10 @@ class ApiServer {
   // The routers' table (deploy/route_view.h) with a "version" that grows
   // whenever its content changes. Io thread.
   Json route_table();
+  // An event stored by another subsystem (monitoring): to the streams.
+  void publish_event(const Json& e);
+  // Wakes agent `id`'s command stream (new check definitions or run requests).
+  void notify_agent(const std::string& id);
 
   struct Impl;
 
@@ -70,5 +78,10 @@ class ApiServer {
   net::Router router_;
   std::unique_ptr<Impl> impl_;
 };
+
+// What monitoring watches, read from the cluster: agents with their
+// heartbeats and subscriptions, running app instances with their probe
+// targets (monitor/service.h).
+monitor::Inventory monitor_inventory(const deploy::Cluster& c);
 
 }  // namespace stele::api

@@ -25,6 +25,18 @@ Result<deploy::Node> node_from_registration(const Json& j, const HttpRequest& re
   return n;
 }
 
+// Monitoring on the command stream: the agent's check definitions when they
+// changed since `checks_sent`, and queued run-now requests.
+std::string monitor_frames(monitor::MonitorService& m, const std::string& agent, uint64_t& checks_sent) {
+  std::string frames;
+  if (m.checks_version() != checks_sent) {
+    checks_sent = m.checks_version();
+    frames += net::format_sse(net::SseEvent{"", "checks", m.agent_checks(agent).dump()});
+  }
+  for (const auto& run : m.take_run_requests(agent)) frames += net::format_sse(net::SseEvent{"", "check-run", run.dump()});
+  return frames;
+}
+
 }  // namespace
 
 void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
@@ -62,6 +74,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     res.content_type = "text/event-stream";
     res.stream = [&s, agent](net::StreamWriter& w) -> net::awaitable<void> {
       int64_t sent = 0;  // every pending command is (re)sent on each connect
+      uint64_t checks_sent = 0;  // the agent's check definitions: sent on connect and on change
       if (!co_await w.write(": commands\n\n")) co_return;
       while (!s.stopped) {
         const auto* node = s.cluster.node(agent);
@@ -71,6 +84,10 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
           net::SseEvent ev{std::to_string(c.seq), "command", c.body.dump()};
           std::string frame = net::format_sse(ev);  // outside co_await: g++ 12 mishandles braced temporaries there
           if (!co_await w.write(std::move(frame))) co_return;
+        }
+        if (auto* m = s.opts.monitor) {
+          std::string frame = monitor_frames(*m, agent, checks_sent);
+          if (!frame.empty() && !co_await w.write(std::move(frame))) co_return;
         }
         co_await s.agent_signal(agent).wait(std::chrono::seconds(10));
         if (!co_await w.write(":\n\n")) co_return;

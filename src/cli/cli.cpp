@@ -53,6 +53,7 @@ void add_client_commands(CLI::App& app) {
   add_config_commands(app, flags);
   add_log_commands(app, flags);
   add_metrics_commands(app, flags);
+  add_check_commands(app, flags);
 }
 
 int run_client(CLI::App& app) {

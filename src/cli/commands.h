@@ -58,6 +58,8 @@ void add_config_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& fla
 void add_log_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // metrics, top (commands_metrics.cpp).
 void add_metrics_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// checks, check, handler, silence (commands_checks.cpp).
+void add_check_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 
 // Options every verb that starts a deployment has.
 struct ChangeFlags {

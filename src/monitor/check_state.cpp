@@ -108,16 +108,19 @@ void to_json(Json& j, const PerfValue& p) {
   if (p.max) j["max"] = *p.max;
 }
 
+void to_json(Json& j, const CheckResult& r) {
+  j = Json{{"name", r.name},
+           {"status", static_cast<int>(r.status)},
+           {"output", r.output},
+           {"executed", r.executed},
+           {"perfdata", r.perfdata}};
+}
+
 void to_json(Json& j, const CheckState& s) {
   Json history = Json::array();
   for (CheckStatus h : s.history) history.push_back(static_cast<int>(h));
   j = Json{{"entity", s.entity},
-           {"check",
-            {{"name", s.check.name},
-             {"status", static_cast<int>(s.check.status)},
-             {"output", s.check.output},
-             {"executed", s.check.executed},
-             {"perfdata", s.check.perfdata}}},
+           {"check", s.check},
            {"occurrences", s.occurrences},
            {"history", history},
            {"state", s.state()}};
@@ -149,21 +152,28 @@ std::optional<CheckStatus> read_status(const Json& j) {
   return j.is_number_integer() ? status_from_int(j.get<int64_t>()) : std::nullopt;
 }
 
+Result<CheckResult> result_fields(const Json& c) {
+  CheckResult r;
+  r.name = read<std::string>(c, "name");
+  auto status = read_status(c.at("status"));
+  if (!status) return fail("check.status must be 0..3");
+  r.status = *status;
+  r.output = read<std::string>(c, "output");
+  r.executed = read<int64_t>(c, "executed");
+  for (const Json& pj : c.at("perfdata")) {
+    auto p = parse_perf_json(pj);
+    if (!p) return fail(p.error().message);
+    r.perfdata.push_back(std::move(*p));
+  }
+  return r;
+}
+
 Result<CheckState> parse_state_fields(const Json& j) {
   CheckState s;
   s.entity = read<std::string>(j, "entity");
-  const Json& c = j.at("check");
-  s.check.name = read<std::string>(c, "name");
-  auto status = read_status(c.at("status"));
-  if (!status) return fail("check state: check.status must be 0..3");
-  s.check.status = *status;
-  s.check.output = read<std::string>(c, "output");
-  s.check.executed = read<int64_t>(c, "executed");
-  for (const Json& pj : c.at("perfdata")) {
-    auto p = parse_perf_json(pj);
-    if (!p) return fail("check state: " + p.error().message);
-    s.check.perfdata.push_back(std::move(*p));
-  }
+  auto check = result_fields(j.at("check"));
+  if (!check) return fail("check state: " + check.error().message);
+  s.check = std::move(*check);
   s.occurrences = read<int64_t>(j, "occurrences");
   for (const Json& h : j.at("history")) {
     auto hs = read_status(h);
@@ -184,6 +194,14 @@ Result<CheckState> parse_state_fields(const Json& j) {
 }
 
 }  // namespace
+
+Result<CheckResult> parse_check_result(const Json& j) {
+  try {
+    return result_fields(j);
+  } catch (const Json::exception& e) {
+    return fail(std::string("check result: ") + e.what());
+  }
+}
 
 Result<CheckState> parse_check_state(const Json& j) {
   try {

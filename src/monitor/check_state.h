@@ -109,6 +109,10 @@ Recorded record_result(CheckState& s, CheckResult r, const StatePolicy& p);
 // {"label", "value" (null for U), "uom"?, "warn"?, "crit"?, "min"?, "max"?},
 // ranges as format_range() text; absent parts are left out.
 void to_json(Json& j, const CheckState& s);
+// A result alone, the "check" object above: {"name", "status", "output",
+// "executed", "perfdata"} (how agents send results to the server).
+void to_json(Json& j, const CheckResult& r);
+Result<CheckResult> parse_check_result(const Json& j);
 void to_json(Json& j, const PerfValue& p);
 // Reads to_json's output back (from the store). What it does not carry is
 // derived: the percentage from the history, the watermark from the history's

@@ -102,7 +102,8 @@ net::awaitable<PluginResult> run_plugin(PluginCommand cmd) {
   auto spawned = net::Process::spawn(ex, spec);
   if (!spawned) co_return not_started(spawned.error().message);
   std::shared_ptr<net::Process> proc = *spawned;
-  proc->close_stdin();
+  if (cmd.input.empty()) proc->close_stdin();
+  else proc->feed_stdin(std::move(cmd.input));
   auto capture = std::make_shared<Capture>(ex);
   asio::co_spawn(ex, read_stdout(proc, capture), asio::detached);
   auto timer = std::make_shared<asio::steady_timer>(ex, cmd.timeout);

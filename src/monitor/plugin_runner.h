@@ -49,6 +49,7 @@ struct PluginCommand {
   std::vector<gid_t> groups;
   std::chrono::milliseconds timeout{10'000};
   std::chrono::milliseconds kill_grace{1'000};
+  std::string input;  // written to stdin, then EOF (pipe handlers get the event JSON)
 };
 
 struct PluginResult {

@@ -585,6 +585,8 @@ class Server:
         argv += forward_flags(self.forward_port, self.extra)
         argv += metrics_flags(self.graphite_port, self.extra)
         argv += router_flags(self.router_port)
+        if self.extra.get("probe_interval") is not None:
+            argv += ["--probe-interval", str(self.extra["probe_interval"])]
         self.proc = self.h.spawn(self.name, argv)
         if wait:
             wait_until(lambda: self.api.ping() or self._dead(), 15, "%s to answer /ping" % self.name)
@@ -611,6 +613,8 @@ class Agent:
                 "--recovery-timeout", str(self.extra.get("recovery_timeout", 60)),
                 "--advertise-addr", "127.0.0.1",
                 "--metrics-interval", str(self.extra.get("metrics_interval", 10))]
+        if self.extra.get("subscriptions"):
+            argv += ["--subscriptions", self.extra["subscriptions"]]
         self.proc = self.h.spawn(self.name, argv)
         return self
 

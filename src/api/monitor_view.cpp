@@ -1,0 +1,42 @@
+// monitor_inventory(): the cluster as monitoring sees it (api_server.h).
+#include "api/api_server.h"
+#include "common/names.h"
+
+namespace stele::api {
+
+monitor::Inventory monitor_inventory(const deploy::Cluster& c) {
+  monitor::Inventory inv;
+  std::map<std::string, std::string> addresses;  // agent id -> address
+  for (const auto* n : c.nodes()) {
+    addresses[n->id] = n->address;
+    monitor::AgentEntity a;
+    a.id = n->id;
+    a.entity = host_name(n->hostname);
+    a.subscriptions = n->subscriptions;
+    a.last_heartbeat_ms = n->last_heartbeat_ms ? n->last_heartbeat_ms : n->registered_ms;
+    a.lost = n->state == "lost";
+    a.connected = n->session && !a.lost;
+    inv.agents.push_back(std::move(a));
+  }
+  for (const auto* t : c.tasks()) {
+    if (!t->kind.empty() || t->state != deploy::TaskState::Running || t->kill_sent) continue;
+    monitor::TaskEntity e;
+    e.task_id = t->id;
+    e.app_id = t->app_id;
+    e.entity = task_entity(t->app_id, t->release, t->seq);
+    e.node = t->agent_id;
+    e.host = t->host.empty() ? addresses[t->agent_id] : t->host;
+    e.ports = t->ports;
+    if (const auto* rel = c.release(t->app_id, t->release))
+      for (const auto& hc : rel->spec.health_checks)
+        if (hc.protocol == "HTTP" && !hc.port) {
+          e.http_path = hc.path;
+          e.http_port_index = hc.port_index;
+          break;
+        }
+    inv.tasks.push_back(std::move(e));
+  }
+  return inv;
+}
+
+}  // namespace stele::api
