@@ -6,7 +6,13 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <unistd.h>
+
+#include <cctype>
 #include <csignal>
+#include <cstring>
+#include <optional>
+#include <vector>
 #include <memory>
 
 #include "net/signal.h"
@@ -62,6 +68,41 @@ void arm_kill(std::shared_ptr<asio::steady_timer> timer, std::weak_ptr<net::Proc
   });
 }
 
+// Like Nagios Core: a command line with nothing the shell would interpret
+// (only words of [A-Za-z0-9_./,:=+@%-] separated by blanks, no leading
+// VAR=value) is exec'd directly, its first word looked up in PATH, saving
+// the /bin/sh exec per run; anything else, or a program not found (so the
+// user reads sh's "not found"), goes through /bin/sh -c.
+std::optional<std::vector<std::string>> direct_argv(const std::string& command, const std::string& path) {
+  std::vector<std::string> argv;
+  std::string word;
+  for (char ch : command) {
+    if (ch == ' ' || ch == '\t') {
+      if (!word.empty()) argv.push_back(std::move(word)), word.clear();
+      continue;
+    }
+    if (!isalnum(static_cast<unsigned char>(ch)) && !strchr("_./,:=+@%-", ch)) return std::nullopt;
+    word.push_back(ch);
+  }
+  if (!word.empty()) argv.push_back(std::move(word));
+  if (argv.empty() || argv[0].find('=') != std::string::npos) return std::nullopt;
+  if (argv[0].find('/') != std::string::npos) {
+    if (access(argv[0].c_str(), X_OK) != 0) return std::nullopt;
+    return argv;
+  }
+  for (size_t i = 0; i <= path.size();) {
+    size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string candidate = path.substr(i, j - i) + "/" + argv[0];
+    if (j > i && access(candidate.c_str(), X_OK) == 0) {
+      argv[0] = candidate;
+      return argv;
+    }
+    i = j + 1;
+  }
+  return std::nullopt;
+}
+
 std::string trim(std::string_view s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
   return std::string(s);
@@ -92,9 +133,10 @@ net::awaitable<PluginResult> run_plugin(PluginCommand cmd) {
   auto started = std::chrono::steady_clock::now();
   auto ex = co_await asio::this_coro::executor;
   net::ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", cmd.command};
   spec.env = std::move(cmd.env);
   spec.env.try_emplace("PATH", kPluginPath);
+  if (auto direct = direct_argv(cmd.command, spec.env["PATH"])) spec.argv = std::move(*direct);
+  else spec.argv = {"/bin/sh", "-c", cmd.command};
   spec.cwd = std::move(cmd.cwd);
   spec.uid = cmd.uid;
   spec.gid = cmd.gid;

@@ -162,9 +162,22 @@ TEST(PluginRunner, UserSwitchFailureIsUnknown) {
   auto r = run(run_plugin(c));
   EXPECT_EQ(r.status, CheckStatus::kUnknown);
   EXPECT_EQ(r.exit_code, -1);
-  EXPECT_NE(r.output.output.find("Plugin could not be started: cannot run /bin/sh in /nonexistent-stele-dir as uid 65534: chdir"),
+  EXPECT_NE(r.output.output.find("Plugin could not be started: cannot run /usr/bin/echo in /nonexistent-stele-dir as uid 65534: chdir"),
             std::string::npos)
       << r.output.output;
+}
+
+// A plain command line is exec'd without a shell (its argv straight from the
+// words, the program found in the plugin PATH); shell syntax still works.
+TEST(PluginRunner, PlainCommandsSkipTheShell) {
+  PluginCommand c;
+  c.command = "sh  -c  'echo $0'";  // quotes: through /bin/sh, whose $0 is "sh"
+  EXPECT_EQ(run(run_plugin(c)).output.output, "sh");
+  c.command = "cat /proc/self/cmdline";  // no shell: cat's own argv
+  auto r = run(run_plugin(c));
+  EXPECT_EQ(r.output.output, std::string("/usr/bin/cat\0/proc/self/cmdline\0", 32)) << r.output.output;
+  c.command = "FOO=1 env";  // an assignment is shell syntax
+  EXPECT_NE(run(run_plugin(c)).output.long_output.find("FOO=1"), std::string::npos);
 }
 
 TEST(PluginRunner, DebianCheckDummy) {
