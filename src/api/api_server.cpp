@@ -8,6 +8,7 @@
 #include "api/api_impl.h"
 #include "api/routes_artifacts.h"
 #include "api/routes_git.h"
+#include "api/routes_ui.h"
 #include "deploy/route_view.h"
 
 namespace stele::api {
@@ -102,6 +103,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   }
   add_pipeline_routes(router_, s);
   if (s.git) add_git_routes(router_, s);
+  add_ui_routes(router_);
 }
 
 ApiServer::~ApiServer() = default;
