@@ -596,18 +596,21 @@ net::awaitable<std::string> tcp_connect(std::string host, int port, std::chrono:
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) co_return "bad address '" + host + "'";
-  tcp::socket sock(ex);
+  // The timer's handler may run after this coroutine ended (it expired just
+  // as the connect completed): it owns what it touches.
+  auto sock = std::make_shared<tcp::socket>(ex);
+  auto timed_out = std::make_shared<bool>(false);
   asio::steady_timer timer(ex, timeout);
-  bool timed_out = false;
-  timer.async_wait([&](boost::system::error_code e) {
-    if (!e) {
-      timed_out = true;
-      sock.close();
-    }
+  timer.async_wait([sock, timed_out](boost::system::error_code e) {
+    if (e) return;
+    *timed_out = true;
+    boost::system::error_code ignored;
+    sock->close(ignored);
   });
-  co_await sock.async_connect(tcp::endpoint(addr, static_cast<uint16_t>(port)), asio::redirect_error(asio::use_awaitable, ec));
+  tcp::endpoint ep(addr, static_cast<uint16_t>(port));
+  co_await sock->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
   timer.cancel();
-  if (timed_out) co_return "no answer within " + std::to_string(timeout.count()) + " ms";
+  if (*timed_out) co_return "no answer within " + std::to_string(timeout.count()) + " ms";
   if (ec) co_return ec.message();
   co_return "";
 }
