@@ -77,6 +77,9 @@ struct Flags {
   std::string log_retention = "7d,10GB";
   std::string graphite_listen = "127.0.0.1:2003";  // "off": no plaintext input
   std::string router_listen = "127.0.0.1:7080";    // "off": no built-in router
+  std::string router_tls_listen = "off";           // "off": no TLS listener
+  std::string router_certs;                        // empty: <data dir>/certs
+  double router_header_timeout = 10;               // seconds, TLS handshake and each request head
   std::string metrics_schemas;
   std::string metrics_aggregation;
   size_t metrics_max_series = 100'000;
@@ -406,6 +409,10 @@ struct ServerRole {
     if (f.router_listen != "off") {
       router::RouterServiceOptions ro;
       ro.listen = f.router_listen;
+      ro.tls_listen = f.router_tls_listen;
+      ro.certs_dir = f.router_certs.empty() ? (data_dir / "certs").string() : f.router_certs;
+      if (!(f.router_header_timeout > 0)) return fail("--router-header-timeout: must be more than 0 seconds");
+      ro.proxy.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.router_header_timeout * 1000));
       ro.node = f.hostname.empty() ? system_hostname() : f.hostname;
       router = std::make_unique<router::RouterService>(ro, logs.get());
       auto rb = router->start();
@@ -739,6 +746,17 @@ void add_server_flags(CLI::App* c, Flags& f) {
                 "built-in HTTP router host:port: requests for apps' \"routes\" (by Host and path) go to their "
                 "healthy instances; \"off\" disables it")
       ->envname("STELE_ROUTER_LISTEN")->capture_default_str();
+  c->add_option("--router-tls-listen", f.router_tls_listen,
+                "TLS listener host:port of the built-in router (e.g. 0.0.0.0:443), certificate per host name (SNI) "
+                "from --router-certs; \"off\" disables it")
+      ->envname("STELE_ROUTER_TLS_LISTEN")->capture_default_str();
+  c->add_option("--router-certs", f.router_certs,
+                "the router's certificates: <host>.crt + <host>.key (PEM chain, key), _wildcard.<domain>.crt/.key "
+                "for *.<domain>, default.crt/.key for other names; re-read when they change (default: <data-dir>/certs)")
+      ->envname("STELE_ROUTER_CERTS");
+  c->add_option("--router-header-timeout", f.router_header_timeout,
+                "seconds a router client has for its TLS handshake and for each request head; slower clients are cut")
+      ->envname("STELE_ROUTER_HEADER_TIMEOUT")->capture_default_str();
   c->add_option("--forward-listen", f.forward_listen,
                 "Fluentd forward protocol input host:port (tcp, and udp heartbeat); \"off\" disables it")
       ->envname("STELE_FORWARD_LISTEN")->capture_default_str();

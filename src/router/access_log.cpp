@@ -49,6 +49,7 @@ void append_ltsv(const AccessRecord& r, std::string& out) {
       {"\thost:", r.host},     {"\tmethod:", r.method},     {"\tpath:", r.path},
       {"\tstatus:", status},   {"\tsize:", size},           {"\treqtime:", reqtime},
       {"\tupstream:", r.upstream}, {"\tapp:", r.app},       {"\ttask:", r.task},
+      {"\tscheme:", r.scheme},
   };
   for (const auto& [key, value] : fields) {
     out += key;

@@ -23,10 +23,12 @@ struct AccessRecord {
   std::string_view upstream;    // "addr:port", empty when no upstream was used
   std::string_view app;         // app id, empty without a route
   std::string_view task;        // task id of the instance, empty without one
+  std::string_view scheme;      // "http" or "https": how the client reached the router
 };
 
 // One LTSV line without a trailing newline, keys in this order:
-// time, host, method, path, status, size, reqtime, upstream, app, task.
+// time, host, method, path, status, size, reqtime, upstream, app, task,
+// scheme.
 // time is ISO-8601 UTC with milliseconds; reqtime seconds with 3 decimals;
 // empty values are "-"; tabs and control characters in values become ' '.
 std::string format_ltsv(const AccessRecord& r);

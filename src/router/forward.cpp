@@ -45,7 +45,8 @@ size_t body_bytes_in_buffer(const ByteBuffer& buf, const BodyPlan& plan, uint64_
 
 }  // namespace
 
-awaitable<bool> write_all(Side to, std::string_view bytes, std::chrono::milliseconds timeout) {
+template <class Stream>
+awaitable<bool> write_all(Side<Stream> to, std::string_view bytes, std::chrono::milliseconds timeout) {
   boost::system::error_code ec;
   to.deadline.expires_after(timeout);
   auto buffer = asio::buffer(bytes.data(), bytes.size());
@@ -53,7 +54,9 @@ awaitable<bool> write_all(Side to, std::string_view bytes, std::chrono::millisec
   co_return !ec;
 }
 
-awaitable<Xfer> forward_body(Side from, Side to, const BodyPlan& plan, std::string_view prefix, uint64_t& moved) {
+template <class From, class To>
+awaitable<Xfer> forward_body(Side<From> from, Side<To> to, const BodyPlan& plan, std::string_view prefix,
+                             uint64_t& moved) {
   uint64_t remaining = plan.length;
   http1::ChunkedDecoder dec;
   bool done = false;
@@ -88,7 +91,8 @@ namespace {
 
 // One direction of a tunnel: buffered bytes first, then read/write until
 // the source ends.
-awaitable<void> pump(Side from, Side to, std::chrono::milliseconds idle) {
+template <class From, class To>
+awaitable<void> pump(Side<From> from, Side<To> to, std::chrono::milliseconds idle) {
   uint64_t moved = 0;
   BodyPlan plan;
   plan.kind = BodyKind::kUntilClose;
@@ -98,7 +102,9 @@ awaitable<void> pump(Side from, Side to, std::chrono::milliseconds idle) {
 
 }  // namespace
 
-awaitable<void> tunnel(asio::io_context& io, Side client, Side upstream, std::chrono::milliseconds idle) {
+template <class Client>
+awaitable<void> tunnel(asio::io_context& io, Side<Client> client, Side<tcp::socket> upstream,
+                       std::chrono::milliseconds idle) {
   // The upstream->client direction runs on its own coroutine; this one waits
   // for it before returning, since it borrows the sockets. Whichever
   // direction ends first closes both: WebSocket and most upgraded protocols
@@ -107,7 +113,7 @@ awaitable<void> tunnel(asio::io_context& io, Side client, Side upstream, std::ch
   bool other_done = false;
   auto close_both = [&] {
     boost::system::error_code ignored;
-    client.sock.close(ignored);
+    tcp_of(client.sock).close(ignored);
     upstream.sock.close(ignored);
   };
   auto on_done = [&](std::exception_ptr) {
@@ -121,5 +127,18 @@ awaitable<void> tunnel(asio::io_context& io, Side client, Side upstream, std::ch
   boost::system::error_code ec;
   if (!other_done) co_await finished.async_wait(asio::redirect_error(use_awaitable, ec));
 }
+
+// The combinations the proxy uses: a client stream of either kind, an
+// upstream always plain.
+template awaitable<bool> write_all(Side<tcp::socket>, std::string_view, std::chrono::milliseconds);
+template awaitable<bool> write_all(Side<SslStream>, std::string_view, std::chrono::milliseconds);
+template awaitable<Xfer> forward_body(Side<tcp::socket>, Side<tcp::socket>, const BodyPlan&, std::string_view,
+                                      uint64_t&);
+template awaitable<Xfer> forward_body(Side<SslStream>, Side<tcp::socket>, const BodyPlan&, std::string_view,
+                                      uint64_t&);
+template awaitable<Xfer> forward_body(Side<tcp::socket>, Side<SslStream>, const BodyPlan&, std::string_view,
+                                      uint64_t&);
+template awaitable<void> tunnel(asio::io_context&, Side<tcp::socket>, Side<tcp::socket>, std::chrono::milliseconds);
+template awaitable<void> tunnel(asio::io_context&, Side<SslStream>, Side<tcp::socket>, std::chrono::milliseconds);
 
 }  // namespace stele::router

@@ -101,6 +101,7 @@ const char* reason_phrase(int status) {
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 301: return "Moved Permanently";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
@@ -136,9 +137,9 @@ void write_error_response(int status, std::string_view app, std::string_view cau
   out += body;
 }
 
-void write_redirect(std::string_view location, bool keep_alive, std::string& out) {
+void write_redirect(int status, std::string_view location, bool keep_alive, std::string& out) {
   out.clear();
-  append_status_line(out, 301, reason_phrase(301));
+  append_status_line(out, status, reason_phrase(status));
   append_header(out, "Location", location);
   out += "Content-Length: 0\r\n";
   out += keep_alive ? "" : "Connection: close\r\n";

@@ -39,7 +39,7 @@ const char* reason_phrase(int status);
 // HTML-escaped.
 void write_error_response(int status, std::string_view app, std::string_view cause, bool keep_alive,
                           std::string& out);
-// 301 to `location`.
-void write_redirect(std::string_view location, bool keep_alive, std::string& out);
+// A redirect (301, 308...) to `location`, without a body.
+void write_redirect(int status, std::string_view location, bool keep_alive, std::string& out);
 
 }  // namespace stele::router

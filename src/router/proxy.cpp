@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "net/http_server.h"
+#include "net/offload.h"
 #include "router/proxy_impl.h"
 
 namespace stele::router {
@@ -61,7 +62,7 @@ UpstreamConn::UpstreamConn(Proxy::Impl& proxy, std::string_view a)
 // ---- Impl -------------------------------------------------------------------
 
 Proxy::Impl::Impl(asio::io_context& io_, ProxyOptions o)
-    : io(io_), opts(std::move(o)), table(std::make_shared<RouteTable>()), sweep_timer(io_) {}
+    : io(io_), opts(std::move(o)), table(std::make_shared<RouteTable>()), sweep_timer(io_), cert_timer(io_) {}
 
 void Proxy::Impl::link(Deadline& d) {
   d.next_ = deadlines;
@@ -96,7 +97,29 @@ awaitable<void> Proxy::Impl::sweep_loop() {
   }
 }
 
-awaitable<void> Proxy::Impl::accept_loop(tcp::acceptor& acceptor) {
+// Reading certificate files is blocking work: it runs on the worker pool,
+// one pass at a time, and a pass still running skips the tick.
+awaitable<void> Proxy::Impl::cert_loop() {
+  auto self = shared_from_this();
+  while (!stopped) {
+    boost::system::error_code ec;
+    cert_timer.expires_after(opts.cert_check_interval);
+    co_await cert_timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopped) break;
+    if (certs_reloading->exchange(true)) continue;
+    asio::post(net::worker_pool(), [certs = certs, busy = certs_reloading] {
+      certs->reload();
+      busy->store(false);
+    });
+  }
+}
+
+uint16_t Proxy::Impl::https_port() const {
+  if (opts.https_port) return opts.https_port;
+  return tls_port ? tls_port : 443;
+}
+
+awaitable<void> Proxy::Impl::accept_loop(tcp::acceptor& acceptor, bool tls) {
   auto self = shared_from_this();
   for (;;) {
     boost::system::error_code ec;
@@ -107,7 +130,8 @@ awaitable<void> Proxy::Impl::accept_loop(tcp::acceptor& acceptor) {
       continue;
     }
     ++stats.connections;
-    asio::co_spawn(io, serve_client(self, std::move(sock)), asio::detached);
+    if (tls) asio::co_spawn(io, serve_tls_client(self, std::move(sock)), asio::detached);
+    else asio::co_spawn(io, serve_client(self, std::move(sock)), asio::detached);
   }
 }
 
@@ -174,6 +198,7 @@ void Proxy::Impl::stop() {
   boost::system::error_code ignored;
   for (auto& a : acceptors) a->close(ignored);
   sweep_timer.cancel();
+  cert_timer.cancel();
   pool.clear();
   // Every connection still open ends now.
   for (Deadline* d = deadlines; d; d = d->next_) d->sock_.close(ignored);
@@ -187,7 +212,20 @@ Proxy::Proxy(asio::io_context& io, ProxyOptions opts) : impl_(std::make_shared<I
 
 Proxy::~Proxy() { stop(); }
 
-Result<std::string> Proxy::listen(const std::string& host_port) {
+Result<std::string> Proxy::listen(const std::string& host_port) { return bind_and_accept(host_port, false); }
+
+Result<std::string> Proxy::listen_tls(const std::string& host_port, std::shared_ptr<CertificateStore> certs) {
+  if (impl_->certs && impl_->certs != certs) return fail("router: a proxy has one certificate store for its TLS listeners");
+  bool first = !impl_->certs;
+  impl_->certs = std::move(certs);
+  auto bound = bind_and_accept(host_port, true);
+  if (!bound) return bound;
+  if (!impl_->tls_port) impl_->tls_port = static_cast<uint16_t>(std::stoi(bound->substr(bound->rfind(':') + 1)));
+  if (first) asio::co_spawn(impl_->io, impl_->cert_loop(), asio::detached);
+  return bound;
+}
+
+Result<std::string> Proxy::bind_and_accept(const std::string& host_port, bool tls) {
   auto hp = net::split_host_port(host_port);
   if (!hp) return fail(hp.error());
   boost::system::error_code ec;
@@ -205,7 +243,7 @@ Result<std::string> Proxy::listen(const std::string& host_port) {
                       ":" + std::to_string(local.port());
   tcp::acceptor& ref = *acceptor;
   impl_->acceptors.push_back(std::move(acceptor));
-  asio::co_spawn(impl_->io, impl_->accept_loop(ref), asio::detached);
+  asio::co_spawn(impl_->io, impl_->accept_loop(ref, tls), asio::detached);
   return bound;
 }
 

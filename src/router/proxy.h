@@ -9,9 +9,20 @@
 // side closes. Bodies are streamed, never buffered whole, and chunked bodies
 // are forwarded as they came.
 //
+// TLS (listen_tls()): clients of a TLS listener handshake first, under the
+// header timeout, with the certificate their SNI selects from a
+// CertificateStore (certificates.h), which the proxy re-reads every
+// cert_check_interval on the worker pool; then they are served as plain
+// clients are, with X-Forwarded-Proto: https and "scheme:https" in the access
+// record. Plain and TLS clients are one Session template over the stream
+// type, so the plain path does not pay for TLS.
+//
 // Errors the proxy answers itself (small HTML pages naming app and cause):
 //   400 bad request syntax, 431 head over max_head_bytes, 413 body over
-//   max_body_bytes, 301 to https:// for routes with redirectHttps, 502 the
+//   max_body_bytes, a redirect to https://<host>[:port]<target> for requests
+//   on a plain listener matching a route with redirectHttps (301 for GET and
+//   HEAD, 308 for other methods so that they keep method and body; the port
+//   is https_port, left out when 443), 502 the
 //   upstream refused / reset / closed early / sent a bad head, 503 no route
 //   for the host and path, or no healthy instance of the app, 504 the upstream
 //   did not connect or answer in time.
@@ -50,12 +61,13 @@
 
 #include "common/result.h"
 #include "router/access_log.h"
+#include "router/certificates.h"
 #include "router/route_table.h"
 
 namespace stele::router {
 
 struct ProxyOptions {
-  std::chrono::milliseconds header_timeout{10'000};    // complete request head
+  std::chrono::milliseconds header_timeout{10'000};    // complete request head (and TLS handshake)
   std::chrono::milliseconds keepalive_timeout{60'000};  // idle client between requests
   std::chrono::milliseconds idle_timeout{60'000};       // no progress while streaming a body
   std::chrono::milliseconds tunnel_timeout{3'600'000};  // no progress on an upgraded connection
@@ -69,7 +81,10 @@ struct ProxyOptions {
   uint64_t max_body_bytes = 64ull * 1024 * 1024;        // request bodies; 0 = no limit
   size_t max_idle_per_upstream = 256;                   // pooled idle connections per host:port
   size_t max_connect_attempts = 3;                      // distinct instances tried per request
-  bool tls = false;  // X-Forwarded-Proto and redirectHttps: the listener's clients came over TLS
+  // Port of https:// redirects: 0 = the first TLS listener's, or 443
+  // without one (TLS terminated in front of the router).
+  uint16_t https_port = 0;
+  std::chrono::milliseconds cert_check_interval{2'000};  // TLS certificate files re-read
 };
 
 // Counters since start, for `stele routes` and metrics.
@@ -94,6 +109,11 @@ class Proxy {
   // Binds "host:port" (port 0 = ephemeral; "[::1]:0" for v6) and accepts.
   // May be called more than once. Returns the bound "host:port".
   Result<std::string> listen(const std::string& host_port);
+  // The same for a TLS listener whose certificates come from `certs` (one
+  // store per proxy: a second call must pass the same). The store is
+  // reloaded while the proxy runs; load it once before for the first
+  // clients.
+  Result<std::string> listen_tls(const std::string& host_port, std::shared_ptr<CertificateStore> certs);
   // Closes the listeners and the idle pool. Requests in flight finish.
   void stop();
 
@@ -118,6 +138,8 @@ class Proxy {
   struct Impl;
 
  private:
+  Result<std::string> bind_and_accept(const std::string& host_port, bool tls);
+
   std::shared_ptr<Impl> impl_;
 };
 

@@ -14,17 +14,25 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "router/certificates.h"
 #include "router/proxy.h"
 
 namespace stele::router {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using SslStream = asio::ssl::stream<tcp::socket>;
 using SteadyClock = std::chrono::steady_clock;
 template <class T>
 using awaitable = asio::awaitable<T>;
+
+// The TCP socket under a client stream: for its options, its peer and
+// closing it (which fails whatever is pending on the stream above).
+inline tcp::socket& tcp_of(tcp::socket& s) { return s; }
+inline tcp::socket& tcp_of(SslStream& s) { return s.next_layer(); }
 
 // Unread bytes of one socket: [begin, end) of a heap block that grows by
 // doubling up to the limit its caller gives, and compacts before growing.
@@ -102,6 +110,9 @@ struct Proxy::Impl : std::enable_shared_from_this<Proxy::Impl> {
   asio::io_context& io;
   const ProxyOptions opts;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::shared_ptr<CertificateStore> certs;  // the TLS listeners' (one store per proxy)
+  uint16_t tls_port = 0;                   // first TLS listener's port, for redirects
+  std::shared_ptr<std::atomic<bool>> certs_reloading = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<const RouteTable> table;
   std::atomic<uint64_t> applied_version{0};
   AccessLogFn access_log;
@@ -109,11 +120,16 @@ struct Proxy::Impl : std::enable_shared_from_this<Proxy::Impl> {
   StringMap<std::vector<std::unique_ptr<UpstreamConn>>> pool;
   StringMap<UpstreamLoad> load;
   asio::steady_timer sweep_timer;
+  asio::steady_timer cert_timer;
   bool stopped = false;
   Deadline* deadlines = nullptr;  // intrusive list head
 
-  awaitable<void> accept_loop(tcp::acceptor& acceptor);
+  // Accepts clients; with `tls`, each is served over TLS with `certs`.
+  awaitable<void> accept_loop(tcp::acceptor& acceptor, bool tls);
   awaitable<void> sweep_loop();
+  // Every cert_check_interval: certs->reload() on the worker pool.
+  awaitable<void> cert_loop();
+  uint16_t https_port() const;
   void sweep(SteadyClock::time_point now);
   void apply_table(std::shared_ptr<const RouteTable> t);
   void stop();
@@ -128,7 +144,9 @@ struct Proxy::Impl : std::enable_shared_from_this<Proxy::Impl> {
   UpstreamLoad& load_of(std::string_view addr, std::string_view task);
 };
 
-// Runs one client connection to its end (session.cpp).
+// Runs one client connection to its end (session.cpp): plain, or TLS with
+// proxy->certs (handshake first, under the header timeout).
 awaitable<void> serve_client(std::shared_ptr<Proxy::Impl> proxy, tcp::socket sock);
+awaitable<void> serve_tls_client(std::shared_ptr<Proxy::Impl> proxy, tcp::socket sock);
 
 }  // namespace stele::router

@@ -32,11 +32,26 @@ Result<std::string> RouterService::start() {
   auto bound = proxy_->listen(options_.listen);
   if (!bound) return fail("--router-listen " + options_.listen + ": " + bound.error().message);
   bound_ = *bound;
+  if (auto r = start_tls(); !r) return fail(r.error());
   if (logs_) proxy_->set_access_log([this](const AccessRecord& r) { on_access(r); });
   running_ = true;
   arm_flush();
   thread_ = std::thread([this] { io_.run(); });
   return bound_;
+}
+
+Result<void> RouterService::start_tls() {
+  if (options_.tls_listen == "off") return {};
+  if (options_.certs_dir.empty()) return fail("--router-tls-listen needs a certificate directory (--router-certs)");
+  auto certs = std::make_shared<CertificateStore>(options_.certs_dir);
+  certs->reload();
+  auto bound = proxy_->listen_tls(options_.tls_listen, certs);
+  if (!bound) return fail("--router-tls-listen " + options_.tls_listen + ": " + bound.error().message);
+  tls_bound_ = *bound;
+  auto names = certs->names();
+  spdlog::info("router: TLS on {} with {} certificate(s) from {}{}", tls_bound_, names.size(), options_.certs_dir,
+               names.empty() ? " (none yet: every handshake fails until some are added)" : "");
+  return {};
 }
 
 void RouterService::stop() {

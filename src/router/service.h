@@ -11,6 +11,11 @@
 // that matched no app are not logged. Records are batched on the proxy
 // thread and stored from a worker every 200 ms (never on the proxy thread);
 // a batch the store refuses is dropped with a (rate-limited) log line.
+//
+// TLS (tls_listen): a second listener of the same proxy terminating TLS with
+// the certificates of certs_dir (certificates.h names the files), loaded at
+// start -- an empty or missing directory is logged, not fatal: certificates
+// added later are picked up within seconds.
 #pragma once
 #include <utility>  // before asio, for g++ 12
 
@@ -38,6 +43,8 @@ AccessLogSpec access_log_spec();
 
 struct RouterServiceOptions {
   std::string listen = "127.0.0.1:7080";
+  std::string tls_listen = "off";  // host:port of the TLS listener, "off" for none
+  std::string certs_dir;           // <host>.crt/.key pairs for tls_listen
   std::string node;  // this host's name, in the access records
   ProxyOptions proxy;
 };
@@ -61,8 +68,10 @@ class RouterService {
   // The version requests are routed by now (0 before the first table).
   uint64_t applied_version() const;
   const std::string& address() const { return bound_; }
+  const std::string& tls_address() const { return tls_bound_; }  // "" without TLS
 
  private:
+  Result<void> start_tls();
   void on_access(const AccessRecord& r);
   void arm_flush();
   void flush();
@@ -74,6 +83,7 @@ class RouterService {
   boost::asio::steady_timer flush_timer_{io_};
   std::thread thread_;
   std::string bound_;
+  std::string tls_bound_;
   std::mutex mu_;                             // batch_
   std::vector<logs::OwnedLogEntry> batch_;    // access records not yet stored
   std::shared_ptr<std::atomic<bool>> storing_ = std::make_shared<std::atomic<bool>>(false);

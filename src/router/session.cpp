@@ -1,9 +1,12 @@
-// One client connection of the proxy: read a head, route, forward, answer,
-// repeat (proxy.h has the contract; forward.cpp moves the bytes).
+// One client connection of the proxy: (TLS handshake,) read a head, route,
+// forward, answer, repeat (proxy.h has the contract; forward.cpp moves the
+// bytes). Session is a template over the client's stream, tcp::socket or
+// SslStream; the few places they differ test kTls at compile time.
 #include <utility>  // before asio, for g++ 12
 
 #include <array>
 #include <span>
+#include <type_traits>
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -47,14 +50,17 @@ bool split_absolute_form(std::string_view target, std::string_view& authority, s
   return true;
 }
 
+template <class Stream>
 class Session {
  public:
-  Session(std::shared_ptr<Proxy::Impl> proxy, tcp::socket sock)
-      : proxy_(std::move(proxy)), p_(*proxy_), sock_(std::move(sock)), deadline_(p_, sock_) {
+  static constexpr bool kTls = std::is_same_v<Stream, SslStream>;
+
+  Session(std::shared_ptr<Proxy::Impl> proxy, Stream sock)
+      : proxy_(std::move(proxy)), p_(*proxy_), sock_(std::move(sock)), deadline_(p_, tcp_of(sock_)) {
     boost::system::error_code ec;
-    auto peer = sock_.remote_endpoint(ec);
+    auto peer = tcp_of(sock_).remote_endpoint(ec);
     if (!ec) peer_ = peer.address().to_string();
-    sock_.set_option(tcp::no_delay(true), ec);
+    tcp_of(sock_).set_option(tcp::no_delay(true), ec);
     load_fn_ = [this](std::string_view addr) -> size_t {
       auto it = p_.load.find(addr);
       return it == p_.load.end() ? 0 : it->second.in_flight;
@@ -62,6 +68,9 @@ class Session {
   }
 
   awaitable<void> run() {
+    if constexpr (kTls) {
+      if (!co_await handshake()) co_return;
+    }
     for (bool first = true;; first = false) {
       HeadRead r = co_await read_request_head(first);
       if (r == HeadRead::kClosed) break;
@@ -74,12 +83,25 @@ class Session {
       if (!again) break;
     }
     boost::system::error_code ec;
-    sock_.close(ec);
+    tcp_of(sock_).close(ec);
   }
 
  private:
-  Side client() { return Side{sock_, buf_, deadline_}; }
-  static Side side_of(UpstreamConn& up) { return Side{up.sock, up.buf, up.deadline}; }
+  Side<Stream> client() { return Side<Stream>{sock_, buf_, deadline_}; }
+  static Side<tcp::socket> side_of(UpstreamConn& up) { return Side<tcp::socket>{up.sock, up.buf, up.deadline}; }
+
+  // The TLS handshake, under the header timeout: a client that stalls in it
+  // is cut as one that stalls in its head. Failures (no certificate for the
+  // name, no common protocol, a port scan) are the client's: logged at debug.
+  awaitable<bool> handshake() {
+    boost::system::error_code ec;
+    deadline_.expires_after(p_.opts.header_timeout);
+    co_await sock_.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    if (!ec) co_return true;
+    spdlog::debug("router: TLS handshake with {} failed: {}", peer_, deadline_.fired ? "timed out" : ec.message());
+    tcp_of(sock_).close(ec);
+    co_return false;
+  }
 
   awaitable<HeadRead> read_request_head(bool first) {
     const auto& o = p_.opts;
@@ -139,14 +161,22 @@ class Session {
     if (!route)
       co_return co_await refuse(503, "no route for host '" + host_ + "' and path '" + std::string(path) + "'");
     app_ = route->app;
-    if (route->redirect_https && !o.tls) {
-      std::string scratch;
-      std::string location = "https://" + std::string(normalize_host(host_, scratch)) + std::string(target);
-      buf_.consume(req_.head_len);
-      write_redirect(location, info_.keep_alive && info_.body == BodyKind::kNone, out_);
-      co_return co_await send_own(301, info_.keep_alive && info_.body == BodyKind::kNone);
-    }
+    if (!kTls && route->redirect_https) co_return co_await redirect_to_https(target);
     co_return co_await proxy_request(*route, target);
+  }
+
+  // 301 for GET and HEAD (cacheable, what browsers expect), 308 for other
+  // methods: unlike 301 it keeps the method and the body.
+  awaitable<bool> redirect_to_https(std::string_view target) {
+    std::string scratch;
+    std::string location = "https://" + std::string(normalize_host(host_, scratch));
+    if (uint16_t port = p_.https_port(); port != 443) location += ":" + std::to_string(port);
+    location += target;
+    buf_.consume(req_.head_len);
+    const bool keep = info_.keep_alive && info_.body == BodyKind::kNone;
+    const int status = method_ == "GET" || method_ == "HEAD" ? 301 : 308;
+    write_redirect(status, location, keep, out_);
+    co_return co_await send_own(status, keep);
   }
 
   // Answers a request whose head is in req_ without reading its body: the
@@ -177,17 +207,24 @@ class Session {
 
   // Half-closes and discards what the client still sends for a moment, so
   // the answer is not lost to a reset while its request is still arriving.
+  // Over TLS the half-close is a close_notify, and the shutdown reads (and
+  // drops) records until the client's close_notify or the deadline.
   awaitable<void> linger_close() {
     boost::system::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_send, ec);
     deadline_.expires_after(std::min<std::chrono::milliseconds>(p_.opts.header_timeout, std::chrono::seconds(2)));
+    if constexpr (kTls) {
+      co_await sock_.async_shutdown(asio::redirect_error(use_awaitable, ec));
+      tcp_of(sock_).close(ec);
+      co_return;
+    }
+    tcp_of(sock_).shutdown(tcp::socket::shutdown_send, ec);
     size_t discarded = 0;
     while (!ec && discarded < (1u << 20)) {
       buf_.consume(buf_.size());
       auto space = buf_.prepare(16 * 1024);
       discarded += co_await sock_.async_read_some(space, asio::redirect_error(use_awaitable, ec));
     }
-    sock_.close(ec);
+    tcp_of(sock_).close(ec);
   }
 
   awaitable<std::unique_ptr<UpstreamConn>> connect(const Instance& in, size_t port_index, int& status,
@@ -346,7 +383,7 @@ class Session {
     upstream_ = inst->addrs[route.port_index];
     task_ = inst->task;
     InFlight counted(p_.load_of(upstream_, task_));
-    ForwardedFor fwd{peer_, host_, o.tls};
+    ForwardedFor fwd{peer_, host_, kTls};
     write_upstream_head(req_, info_, target, fwd, out_);
     buf_.consume(req_.head_len);
 
@@ -418,12 +455,13 @@ class Session {
     r.upstream = upstream_;
     r.app = app_;
     r.task = task_;
+    r.scheme = kTls ? "https" : "http";
     p_.access_log(r);
   }
 
   std::shared_ptr<Proxy::Impl> proxy_;
   Proxy::Impl& p_;
-  tcp::socket sock_;
+  Stream sock_;
   ByteBuffer buf_;
   Deadline deadline_;
   std::string peer_;
@@ -445,13 +483,25 @@ class Session {
 
 }  // namespace
 
-awaitable<void> serve_client(std::shared_ptr<Proxy::Impl> proxy, tcp::socket sock) {
-  Session session(std::move(proxy), std::move(sock));
+namespace {
+template <class Stream>
+awaitable<void> serve(std::shared_ptr<Proxy::Impl> proxy, Stream sock) {
+  Session<Stream> session(std::move(proxy), std::move(sock));
   try {
     co_await session.run();
   } catch (const std::exception& e) {
     spdlog::warn("router: connection ended by an error: {}", e.what());
   }
+}
+}  // namespace
+
+awaitable<void> serve_client(std::shared_ptr<Proxy::Impl> proxy, tcp::socket sock) {
+  return serve(std::move(proxy), std::move(sock));
+}
+
+awaitable<void> serve_tls_client(std::shared_ptr<Proxy::Impl> proxy, tcp::socket sock) {
+  asio::ssl::context& ctx = proxy->certs->context();  // the store outlives the proxy's sessions
+  return serve(std::move(proxy), SslStream(std::move(sock), ctx));
 }
 
 }  // namespace stele::router

@@ -4,16 +4,23 @@ routes apps' "routes" (Host + path prefix) to their healthy instances, answers
 what it cannot route with a page naming the app and the cause, refuses
 oversized heads, logs every request as an LTSV access record in the log
 store (tag stele.<app>.access), and `stele routes` / GET /api/v1/routes show
-the table. Traffic only to 127.0.0.1.
+the table. With --router-tls-listen it terminates TLS with a certificate per
+host name (SNI) from <data dir>/certs, and redirects plain requests of
+redirectHttps routes there; clients slower than --router-header-timeout are
+cut without delaying others. Traffic only to 127.0.0.1.
 
 Run: STELE_BIN=build/stele python3 tests/integration/test_router.py -v
 """
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +31,7 @@ import stelelib  # noqa: E402
 from stelelib import STELE, SteleTestCase, sample_app, wait_until  # noqa: E402
 
 PORTS = "31600-31619"
+TLS_PORT = 31620  # the router's TLS listener in test_tls_with_a_test_ca
 
 
 def read_head(s):
@@ -60,7 +68,97 @@ def get(port, host, path="/"):
     return raw_request(port, ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
 
 
+@contextlib.contextmanager
+def server_env(**env):
+    """Router flags the harness does not pass, given to the server started
+    inside the block as the flags' environment variables."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_test_ca(workdir, certs_dir, hosts):
+    """A test CA (workdir/ca.crt) and, in certs_dir, <host>.crt/.key for each
+    host, signed by it. Returns the CA file."""
+    os.makedirs(certs_dir, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=Stele Test CA", "-keyout", "ca.key", "-out", "ca.crt",
+            cwd=workdir)
+    for host in hosts:
+        with open(os.path.join(workdir, "ext.cnf"), "w") as f:
+            f.write("subjectAltName=DNS:%s\n" % host)
+        openssl("req", *ec, "-subj", "/CN=" + host, "-keyout", os.path.join(certs_dir, host + ".key"),
+                "-out", "host.csr", cwd=workdir)
+        openssl("x509", "-req", "-days", "2", "-in", "host.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-extfile", "ext.cnf", "-out", os.path.join(certs_dir, host + ".crt"), cwd=workdir)
+    return os.path.join(workdir, "ca.crt")
+
+
+def tls_get(port, host, cafile, path="/"):
+    """GET over TLS with SNI `host`, verifying the router's certificate for
+    `host` against the CA: (certificate CN, ALPN, status line, headers, body)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            cn = dict(kv[0] for kv in s.getpeercert()["subject"])["commonName"]
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ssl.SSLEOFError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+            return cn, s.selected_alpn_protocol(), lines[0], headers, body.decode()
+
+
+# An app answering every path with its tag, the path and the
+# X-Forwarded-Proto it was given.
+PROTO_APP = r"""
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_GET(self):
+        body = ('%s %s proto=%s\n' % (os.environ['TAG'], self.path, self.headers.get('X-Forwarded-Proto'))).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT0'])), H).serve_forever()
+"""
+
+
 class RouterTest(SteleTestCase):
+
+    def routed_app(self, server, name, instances, **spec):
+        """An agent of `server` and the sample app /<name> on it, routed as
+        <name>.localhost; returns the router's port once the app answers there."""
+        self.h.agent(server, "agent", "rhost", PORTS)
+        server.api.post("/v2/apps", sample_app("/" + name, instances=instances,
+                                               routes=[{"host": name + ".localhost"}], **spec))
+        wait_until(lambda: len(server.api.healthy_tasks("/" + name)) == instances or None, 40, name + " healthy")
+        wait_until(lambda: get(server.router_port, name + ".localhost")[0].startswith("HTTP/1.1 200") or None, 10,
+                   "routed")
+        return server.router_port
 
     def test_two_apps_on_two_hostnames(self):
         server = self.h.server()
@@ -148,12 +246,7 @@ class RouterTest(SteleTestCase):
 
     def test_rolling_upgrade_under_load_fails_no_request(self):
         server = self.h.server()
-        self.h.agent(server, "agent", "rhost", PORTS)
-        rport = server.router_port
-        server.api.post("/v2/apps", sample_app("/roll", instances=2, release_tag="v1",
-                                               routes=[{"host": "roll.localhost"}]))
-        wait_until(lambda: len(server.api.healthy_tasks("/roll")) == 2 or None, 40, "roll healthy")
-        wait_until(lambda: get(rport, "roll.localhost")[0].startswith("HTTP/1.1 200") or None, 10, "routed")
+        rport = self.routed_app(server, "roll", 2, release_tag="v1")
 
         # Continuous load on one keep-alive-less client loop (bounded: 60 s or 20,000 requests).
         results, stop = [], threading.Event()
@@ -193,11 +286,7 @@ class RouterTest(SteleTestCase):
 
     def test_kill_9_under_load_fails_at_most_the_requests_in_flight(self):
         server = self.h.server()
-        self.h.agent(server, "agent", "rhost", PORTS)
-        rport = server.router_port
-        server.api.post("/v2/apps", sample_app("/k9", instances=2, routes=[{"host": "k9.localhost"}]))
-        wait_until(lambda: len(server.api.healthy_tasks("/k9")) == 2 or None, 40, "k9 healthy")
-        wait_until(lambda: get(rport, "k9.localhost")[0].startswith("HTTP/1.1 200") or None, 10, "routed")
+        rport = self.routed_app(server, "k9", 2)
 
         # CLIENTS sequential clients: at most CLIENTS requests are in flight at any moment.
         CLIENTS = 4
@@ -270,6 +359,109 @@ class RouterTest(SteleTestCase):
                     got += chunk
                 self.assertEqual(got[0], 0x81)
                 self.assertEqual(got[(4 if n >= 126 else 2):].decode(), text)
+
+    def test_tls_with_a_test_ca(self):
+        # Certificates in <data dir>/certs, the default --router-certs.
+        pki = os.path.dirname(self.h.path("pki", "ca.crt"))
+        cafile = make_test_ca(pki, os.path.join(self.h.tmp, "server", "certs"), ["tls1.localhost", "tls2.localhost"])
+        with server_env(STELE_ROUTER_TLS_LISTEN="127.0.0.1:%d" % TLS_PORT):
+            server = self.h.server()
+        self.h.agent(server, "agent", "rhost", PORTS)
+        rport = server.router_port
+        for name, routes in (("tls1", [{"host": "tls1.localhost"}]),
+                             ("tls2", [{"host": "tls2.localhost", "redirectHttps": True}])):
+            server.api.post("/v2/apps", sample_app("/" + name, instances=1, release_tag=name, routes=routes,
+                                                   cmd="exec python3 -u -c \"$APP\"",
+                                                   env={"TAG": name, "APP": PROTO_APP}))
+        for name in ("tls1", "tls2"):
+            wait_until(lambda: len(server.api.healthy_tasks("/" + name)) == 1 or None, 40, name + " healthy")
+
+        # Each name gets its own certificate, which the CA verifies for that
+        # name; the app answers and was told the client came over https.
+        def answers(name):
+            cn, alpn, status, _, body = tls_get(TLS_PORT, name + ".localhost", cafile, "/hello")
+            return (cn, alpn, body) if status.startswith("HTTP/1.1 200") else None
+        for name in ("tls1", "tls2"):
+            cn, alpn, body = wait_until(lambda: answers(name), 10, name + " over TLS")
+            self.assertEqual(cn, name + ".localhost")
+            self.assertEqual(alpn, "http/1.1")
+            self.assertEqual(body, "%s /hello proto=https\n" % name)
+        # Plain HTTP still reaches tls1, as http.
+        status, _, body = get(rport, "tls1.localhost", "/plain")
+        self.assertTrue(status.startswith("HTTP/1.1 200"), status)
+        self.assertEqual(body, "tls1 /plain proto=http\n")
+        # A name without a certificate (and no default.crt) is refused in the handshake.
+        with self.assertRaises(ssl.SSLError):
+            tls_get(TLS_PORT, "nocert.localhost", cafile)
+
+        # tls2's route has redirectHttps: plain HTTP gets a redirect to the TLS listener.
+        status, headers, _ = get(rport, "tls2.localhost:%d" % rport, "/a?b=1")
+        self.assertTrue(status.startswith("HTTP/1.1 301"), status)
+        self.assertEqual(headers["location"], "https://tls2.localhost:%d/a?b=1" % TLS_PORT)
+        status, headers, _ = raw_request(rport, b"POST /form HTTP/1.1\r\nHost: tls2.localhost\r\n"
+                                                b"Content-Length: 0\r\n\r\n")
+        self.assertTrue(status.startswith("HTTP/1.1 308"), status)
+
+        # The access records say how each request came.
+        def records():
+            q = urllib.parse.urlencode({"tag": "stele.tls1.access", "limit": 100})
+            rows = [json.loads(line) for line in stelelib.get_text(server.url + "/api/v1/logs?" + q).splitlines()
+                    if line]
+            schemes = {dict(kv.split(":", 1) for kv in r["record"]["log"].split("\t")).get("scheme") for r in rows}
+            return schemes if {"http", "https"} <= schemes else None
+        wait_until(records, 10, "tls1's access records over http and https")
+
+    def test_slowloris_clients_are_cut_without_hurting_others(self):
+        HEADER_TIMEOUT = 2.0
+        with server_env(STELE_ROUTER_HEADER_TIMEOUT=str(HEADER_TIMEOUT)):
+            server = self.h.server()
+        rport = self.routed_app(server, "calm", 1)
+
+        # SLOW clients each send a request head one byte a second; the router
+        # must close each at the header timeout (from its first byte).
+        SLOW = 8
+        head = b"GET / HTTP/1.1\r\nHost: calm.localhost\r\nX-Padding: " + b"a" * 40 + b"\r\n\r\n"
+        cut_after = [None] * SLOW
+
+        def slowloris(i):
+            with socket.create_connection(("127.0.0.1", rport), timeout=10) as s:
+                start = time.time()
+                for byte in head:
+                    try:
+                        s.sendall(bytes([byte]))
+                    except OSError:
+                        break
+                    readable, _, _ = select.select([s], [], [], 1.0)
+                    if readable:
+                        try:
+                            data = s.recv(4096)
+                        except OSError:
+                            data = b""
+                        if not data:
+                            break
+                cut_after[i] = time.time() - start
+        slow = [threading.Thread(target=slowloris, args=(i,)) for i in range(SLOW)]
+        for t in slow:
+            t.start()
+
+        # Meanwhile a normal client gets every answer promptly.
+        latencies = []
+        t0 = time.time()
+        while time.time() - t0 < HEADER_TIMEOUT + 2:
+            start = time.time()
+            status, _, _ = get(rport, "calm.localhost")
+            latencies.append(time.time() - start)
+            self.assertTrue(status.startswith("HTTP/1.1 200"), status)
+        for t in slow:
+            t.join()
+        print("slowloris: %d slow clients cut after %s s; %d normal requests meanwhile, slowest %.3f s" % (
+            SLOW, ", ".join("%.1f" % c for c in cut_after), len(latencies), max(latencies)))
+        for c in cut_after:
+            self.assertIsNotNone(c)
+            self.assertGreaterEqual(c, HEADER_TIMEOUT - 0.5, "cut before the header timeout")
+            self.assertLess(c, HEADER_TIMEOUT + 1.5, "not cut at the header timeout (the head takes %d s)" % len(head))
+        self.assertGreater(len(latencies), 20)
+        self.assertLess(max(latencies), 0.5, "a normal client was slowed down by the slow ones")
 
 
 # A minimal WebSocket echo server (RFC 6455: handshake, one unfragmented text

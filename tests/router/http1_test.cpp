@@ -235,9 +235,10 @@ TEST(AccessLog, LtsvHasTheKeysInOrder) {
   r.request_time_s = 0.0125;
   r.upstream = "127.0.0.1:31000";
   r.app = "/web";
+  r.scheme = "https";
   EXPECT_EQ(format_ltsv(r),
             "time:2023-11-14T22:13:20.123Z\thost:web.localhost\tmethod:GET\tpath:/a b\tstatus:200\tsize:42\t"
-            "reqtime:0.013\tupstream:127.0.0.1:31000\tapp:/web\ttask:-");
+            "reqtime:0.013\tupstream:127.0.0.1:31000\tapp:/web\ttask:-\tscheme:https");
 }
 
 }  // namespace
