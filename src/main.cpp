@@ -61,6 +61,7 @@ struct Flags {
   std::string token;
   double agent_timeout = 30;
   double recovery_timeout = 900;
+  std::string docker_socket = "/var/run/docker.sock";
   double metrics_interval = 10;
   double deploy_timeout = 600;
   std::vector<std::string> apps;  // up: specs to deploy once
@@ -212,6 +213,7 @@ Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& dat
   if (auto reach = check_task_user_reaches(data_dir, o.task_user); !reach) return fail(reach.error());
   o.agent_timeout_seconds = f.agent_timeout;
   o.recovery_timeout_seconds = f.recovery_timeout;
+  o.docker_socket = f.docker_socket;
   o.metrics_interval_seconds = f.metrics_interval;
   o.stele_binary = self_exe();
   return o;
@@ -803,6 +805,8 @@ void add_agent_flags(CLI::App* c, Flags& f) {
   c->add_option("--task-user", f.task_user, "user tasks run as (default: stele-task, else nobody; never root)")->envname("STELE_TASK_USER");
   c->add_option("--recovery-timeout", f.recovery_timeout, "seconds an executor waits for its agent before killing its task")
       ->envname("STELE_RECOVERY_TIMEOUT")->capture_default_str();
+  c->add_option("--docker-socket", f.docker_socket, "the Docker engine's API socket (docker containerizer)")
+      ->envname("STELE_DOCKER_SOCKET")->capture_default_str();
   c->add_option("--metrics-interval", f.metrics_interval,
                 "seconds between collections of task (cgroup) and node metrics; 0 = off")
       ->envname("STELE_METRICS_INTERVAL")->capture_default_str();

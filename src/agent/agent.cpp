@@ -14,6 +14,7 @@
 
 #include "agent/agent_impl.h"
 #include "agent/collectors.h"
+#include "agent/containerizers/docker.h"
 #include "agent/executor_output.h"
 #include "metrics/metric_record.h"
 #include "net/offload.h"
@@ -206,7 +207,9 @@ Json Agent::Impl::registration() const {
   return {{"id", opts.id}, {"hostname", opts.hostname}, {"address", opts.advertise_addr},
           {"resources", {{"cpus", opts.resources.cpus}, {"mem", opts.resources.mem}, {"disk", opts.resources.disk}}},
           {"ports", Json::array({Json::array({opts.ports.begin, opts.ports.end})})},
-          {"attributes", attrs}, {"subscriptions", opts.subscriptions}, {"tasks", tasks}};
+          {"attributes", attrs}, {"subscriptions", opts.subscriptions}, {"tasks", tasks},
+          {"containerizers", docker_unavailable.empty() ? Json::array({"process", "docker"}) : Json::array({"process"})},
+          {"dockerUnavailable", docker_unavailable.empty() ? Json(nullptr) : Json(docker_unavailable)}};
 }
 
 net::awaitable<bool> Agent::Impl::register_once() {
@@ -394,6 +397,7 @@ void Agent::start() {
     it = s.launches.erase(it);
   }
   s.recover_launches(recovered);
+  s.check_docker(known);
   s.shipper.start();
   AgentChecksOptions co;
   co.agent_id = s.opts.id;
@@ -412,6 +416,7 @@ void Agent::start() {
   asio::co_spawn(s.io, s.status_loop(), asio::detached);
   asio::co_spawn(s.io, s.gc_loop(), asio::detached);
   asio::co_spawn(s.io, s.metrics_loop(), asio::detached);
+  asio::co_spawn(s.io, s.container_sweep_loop(), asio::detached);
 }
 
 void Agent::stop() {

@@ -5,6 +5,7 @@
 // Runs on one io_context thread. Fencing (design.md): when no server was
 // reached for agent_timeout, every task is killed.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <boost/asio/io_context.hpp>
 
+#include "common/json.h"
 #include "scheduler/scheduler.h"
 
 namespace stele::agent {
@@ -30,6 +32,7 @@ struct AgentOptions {
   std::string task_user = "stele-task";
   double agent_timeout_seconds = 30;
   double recovery_timeout_seconds = 900;
+  std::string docker_socket = "/var/run/docker.sock";  // Engine API of the docker containerizer
   std::string token;
   std::string stele_binary;     // for spawning executors
   // Collectors (collectors.h): task cgroups and the node, every this many

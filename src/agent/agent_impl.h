@@ -20,6 +20,7 @@
 #include "agent/agent.h"
 #include "agent/app_tree.h"
 #include "agent/checks.h"
+#include "docker/engine.h"
 #include "agent/health.h"
 #include "agent/shipper.h"
 #include "logs/spool.h"
@@ -66,6 +67,9 @@ struct Agent::Impl {
   BuildCacheLimits build_cache_limits;
   Shipper shipper;  // task records -> the server's forward input
   std::unique_ptr<AgentChecks> checks;  // subscription checks (created in start())
+  // Why the Docker engine cannot be used ("" = it answered at start; the
+  // agent then offers the "docker" containerizer). Checked in start().
+  std::string docker_unavailable = "not checked yet";
 
   Impl(boost::asio::io_context& i, AgentOptions o);
 
@@ -84,6 +88,12 @@ struct Agent::Impl {
   void forget(const std::string& id);
   void load_launches();
   Json registration() const;
+  // At start, before any launch: the engine's availability, and removal of
+  // this agent's containers whose task no executor runs any more.
+  void check_docker(const std::set<std::string>& known_tasks);
+  docker::EngineOptions docker_engine_options() const;
+  static void log_removed_orphans(const std::vector<std::string>& tasks);
+  net::awaitable<void> container_sweep_loop();
   net::awaitable<bool> register_once();
   net::awaitable<void> main_loop();
   void check_fencing();

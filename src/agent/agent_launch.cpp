@@ -64,6 +64,24 @@ Result<std::string> prepare_tree(const TreeJob& j) {
   return prepare_build_cache(j.cache_root, j.cache_key, *owner, j.caches_in_use, j.limits);
 }
 
+// The container part of a docker task's launch: the app's container spec,
+// its honoured CLI parameters spread over the fields they set.
+DockerLaunch docker_launch(const ContainerSpec& c, const std::string& agent_id, std::map<std::string, std::string>& env) {
+  DockerLaunch d;
+  d.image = c.image;
+  d.force_pull = c.force_pull_image;
+  d.agent_id = agent_id;
+  for (const auto& p : c.parameters) {
+    auto eq = p.value.find('=');
+    if (p.key == "user" || p.key == "u") d.user = p.value;
+    else if (p.key == "workdir" || p.key == "w") d.working_dir = p.value;
+    else if (p.key == "label" || p.key == "l") d.labels[p.value.substr(0, eq)] = p.value.substr(eq + 1);
+    else if (p.key == "env" || p.key == "e") env.try_emplace(p.value.substr(0, eq), p.value.substr(eq + 1));
+  }
+  for (const auto& v : c.volumes) d.binds.push_back(v.host_path + ":" + v.container_path + (v.read_only ? ":ro" : ""));
+  return d;
+}
+
 }  // namespace
 
 LaunchSpec Agent::Impl::launch_spec(const Json& cmd, const AppSpec& spec) const {
@@ -86,6 +104,11 @@ LaunchSpec Agent::Impl::launch_spec(const Json& cmd, const AppSpec& spec) const 
   ls.recovery_timeout_seconds = opts.recovery_timeout_seconds;
   ls.node = opts.hostname;
   ls.step = task.value("kind", "");
+  ls.containerizer = containerizer_of(spec);
+  if (spec.container) {
+    ls.docker = docker_launch(*spec.container, opts.id, ls.env);
+    ls.docker->socket = opts.docker_socket;
+  }
   return ls;
 }
 

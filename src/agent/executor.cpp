@@ -322,7 +322,11 @@ void Executor::start_task() {
   l.stdout_fd = write_ends[0].get();
   l.stderr_fd = write_ends[1].get();
   for (const auto& [k, v] : task_environment(spec_)) l.env.push_back(k + "=" + v);
-  auto started = containerizer_.start(l);
+  auto factory = containerizers_.find(spec_.containerizer);
+  if (factory == containerizers_.end())
+    return fail_before_start("start failed", "this executor has no containerizer '" + spec_.containerizer + "'");
+  containerizer_ = factory->second();
+  auto started = containerizer_->start(l);
   for (auto& w : write_ends) w.reset();
   if (!started) return fail_before_start("start failed", started.error().message);
   task_ = std::move(*started);
@@ -338,8 +342,12 @@ void Executor::start_task() {
   status_.started_ms = wall_ms();
   status_.time_ms = status_.started_ms;
   send_status();  // status.json follows in after_launch()
-  executor_log("info", fmt::format("task {} running as {} (pid {}, {})", spec_.task_id, l.user,
-                                   task_.pid, task_.namespaces ? "own namespaces" : "host namespaces"));
+  if (!task_.container_id.empty())
+    executor_log("info", fmt::format("task {} running as container {} (watcher pid {})", spec_.task_id,
+                                     task_.container_id.substr(0, 12), task_.pid));
+  else
+    executor_log("info", fmt::format("task {} running as {} (pid {}, {})", spec_.task_id, l.user, task_.pid,
+                                     task_.namespaces ? "own namespaces" : "host namespaces"));
 }
 
 void Executor::fail_before_start(const std::string& reason, const std::string& message) {

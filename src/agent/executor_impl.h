@@ -7,7 +7,7 @@
 #include <string>
 
 #include "agent/cgroups.h"
-#include "agent/containerizers/process.h"
+#include "agent/containerizers/registry.h"
 #include "agent/executor.h"
 #include "agent/executor_io.h"
 #include "agent/executor_output.h"
@@ -66,7 +66,8 @@ class Executor {
   ExecutorOptions opt_;
   LaunchSpec spec_;
   TaskStatus status_;
-  ProcessContainerizer containerizer_;
+  ContainerizerRegistry containerizers_ = builtin_containerizers();
+  std::unique_ptr<Containerizer> containerizer_;  // chosen by start_task() from the spec
   StartedTask task_;
   bool started_ = false, exited_ = false, terminal_ = false;
   int wait_status_ = 0;

@@ -207,7 +207,7 @@ void Executor::request_kill(double grace, const std::string& reason) {
     kill_requested_ = true;
     kill_reason_ = reason;
     executor_log("info", fmt::format("{}: SIGTERM, SIGKILL after {}s", reason, grace));
-    containerizer_.signal(task_, SIGTERM);
+    containerizer_->signal(task_, SIGTERM);
   }
   if (kill_at_ < 0 || deadline < kill_at_) kill_at_ = deadline;
   if (grace <= 0) kill_now();
@@ -218,7 +218,7 @@ void Executor::kill_now() {
   if (exited_ || sigkill_sent_) return;
   sigkill_sent_ = true;
   executor_log("info", "grace period over: SIGKILL");
-  containerizer_.signal(task_, SIGKILL);
+  containerizer_->signal(task_, SIGKILL);
   if (cgroup_)
     for (pid_t p : cgroups_.procs(*cgroup_)) ::kill(p, SIGKILL);
 }
@@ -251,7 +251,7 @@ void Executor::finalize() {
   for (auto& o : out_) o.fd.reset();
   if (records_) records_->finish();  // the shipper may finish this task's records
   partial_flush_at_ = -1;
-  TaskExit e = containerizer_.collect(task_, wait_status_);
+  TaskExit e = containerizer_->collect(task_, wait_status_);
   int64_t ooms = 0;
   if (cgroup_) {
     cgroups_.kill_all(*cgroup_);
@@ -262,10 +262,10 @@ void Executor::finalize() {
   status_.exit_code = e.exit_code;
   status_.signal = e.signal;
   std::string how = describe_exit(e);
-  if (ooms > 0) {
+  if (ooms > 0 || e.oom_killed) {
     status_.state = "failed";
     status_.reason = fmt::format("memory limit exceeded ({} MB)", spec_.mem);
-    status_.message = how;
+    status_.message = how + "; out of memory: the kernel's OOM killer ended the task";
   } else if (kill_requested_) {
     status_.state = "killed";
     status_.reason = kill_reason_;

@@ -47,6 +47,12 @@ void to_json(Json& j, const LaunchSpec& s) {
   if (!s.groups.empty()) j["groups"] = s.groups;
   if (!s.node.empty()) j["node"] = s.node;
   if (!s.step.empty()) j["step"] = s.step;
+  if (s.containerizer != "process") j["containerizer"] = s.containerizer;
+  if (s.docker)
+    j["docker"] = Json{{"image", s.docker->image},         {"force_pull", s.docker->force_pull},
+                       {"user", s.docker->user},           {"working_dir", s.docker->working_dir},
+                       {"labels", s.docker->labels},       {"binds", s.docker->binds},
+                       {"agent_id", s.docker->agent_id},   {"socket", s.docker->socket}};
 }
 
 void from_json(const Json& j, LaunchSpec& s) {
@@ -80,6 +86,21 @@ void from_json(const Json& j, LaunchSpec& s) {
   s.groups = j.value("groups", d.groups);
   s.node = j.value("node", d.node);
   s.step = j.value("step", d.step);
+  s.containerizer = j.value("containerizer", d.containerizer);
+  s.docker.reset();
+  if (j.contains("docker") && j["docker"].is_object()) {
+    const Json& k = j["docker"];
+    DockerLaunch dl;
+    dl.image = k.value("image", dl.image);
+    dl.force_pull = k.value("force_pull", dl.force_pull);
+    dl.user = k.value("user", dl.user);
+    dl.working_dir = k.value("working_dir", dl.working_dir);
+    dl.labels = k.value("labels", dl.labels);
+    dl.binds = k.value("binds", dl.binds);
+    dl.agent_id = k.value("agent_id", dl.agent_id);
+    dl.socket = k.value("socket", dl.socket);
+    s.docker = std::move(dl);
+  }
 }
 
 Result<TaskCredentials> resolve_task_user(const std::string& name) {
@@ -119,7 +140,9 @@ Result<LaunchSpec> parse_launch_spec(const Json& j) {
   auto bad = [&](std::string path, std::string why) { err.details.push_back({path, {why}}); };
   if (!is_safe_task_id(s.task_id)) bad("/task_id", "must be a non-empty file name");
   if (s.sandbox.empty() || s.sandbox.front() != '/') bad("/sandbox", "must be an absolute path");
-  if (!s.cmd && s.args.empty()) bad("/cmd", "cmd or args is required");
+  bool docker = s.containerizer == "docker";
+  if (!s.cmd && s.args.empty() && !docker) bad("/cmd", "cmd or args is required");
+  if (docker && (!s.docker || s.docker->image.empty())) bad("/docker/image", "a docker task needs an image");
   if (s.cpus <= 0) bad("/cpus", "must be positive");
   if (s.mem < 0) bad("/mem", "must not be negative");
   if (s.kill_grace_seconds < 0) bad("/kill_grace_seconds", "must not be negative");

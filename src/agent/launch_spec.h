@@ -14,6 +14,21 @@
 
 namespace stele {
 
+// What the "docker" containerizer needs beyond LaunchSpec's common fields
+// (the app's container spec, resolved by the agent).
+struct DockerLaunch {
+  std::string image;
+  bool force_pull = false;
+  std::string user;                           // from the spec's parameters; "" = the task user's uid:gid
+  std::string working_dir;                    // "" = the image's WORKDIR
+  std::map<std::string, std::string> labels;  // from the spec's parameters (stele.* are the agent's)
+  std::vector<std::string> binds;             // "host:container[:ro]"
+  std::string agent_id;                       // the stele.agent label
+  std::string socket = "/var/run/docker.sock";
+
+  friend bool operator==(const DockerLaunch&, const DockerLaunch&) = default;
+};
+
 struct LaunchSpec {
   std::string task_id;                   // "<app name>-r<release>.<seq>.<n>"
   std::string app_id;                    // Marathon path, "/shop/web"
@@ -43,6 +58,10 @@ struct LaunchSpec {
   // costs 0.5-5 ms here). Absent: the executor resolves `user` itself.
   std::optional<uint32_t> uid, gid;
   std::vector<uint32_t> groups;
+  // Which containerizer runs the task ("process" or "docker"); docker is
+  // set exactly when it is "docker".
+  std::string containerizer = "process";
+  std::optional<DockerLaunch> docker;
 };
 
 // A task user, resolved.

@@ -272,7 +272,7 @@ void parse_args(Fields& f, AppSpec& s) {
   }
 }
 
-// cmd, args, or neither when a container (kept opaque, in extra) is given.
+// cmd, args, or neither when a container (parse_container) is given.
 void parse_command(Fields& f, AppSpec& s) {
   if (auto cmd = f.string("cmd")) {
     if (cmd->empty())
@@ -281,7 +281,6 @@ void parse_command(Fields& f, AppSpec& s) {
       s.cmd = *cmd;
   }
   parse_args(f, s);
-  if (const Json* container = f.object("container")) s.extra["container"] = *container;
   // An empty args array counts as absent: Marathon's answers carry "args": [].
   const Json* args = f.get("args");
   bool has_cmd = f.get("cmd") != nullptr;
@@ -825,6 +824,134 @@ void parse_routes(Fields& f, AppSpec& s) {
   }
 }
 
+// ---- container ---------------------------------------------------------------
+
+constexpr const char* kHostNetworkOnly = "Stele runs containers on the host network only (use HOST or leave it out)";
+
+bool is_host_network(std::string v) {
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  return v == "host";
+}
+
+// Docker CLI parameters Stele can honour through the Engine API.
+bool known_parameter(const std::string& k) {
+  static const std::set<std::string, std::less<>> known = {"user", "u", "workdir", "w", "label", "l",
+                                                           "env", "e", "net", "network"};
+  return known.count(k) > 0;
+}
+
+void parse_parameter(const Json& j, const std::string& path, Errors& errors, ContainerSpec& c) {
+  if (!j.is_object()) return errors.add(path, "expected an object {\"key\", \"value\"}");
+  Fields pf(j, path, errors);
+  auto key = pf.string("key");
+  auto value = pf.string("value");
+  if (!key || !value) {
+    if (!pf.get("key")) pf.error("key", "is required");
+    if (!pf.get("value")) pf.error("value", "is required");
+    return;
+  }
+  if (!known_parameter(*key))
+    return pf.error("key", "parameter '" + *key + "' is not supported (supported: user, workdir, label, env, network)");
+  if ((*key == "net" || *key == "network") && !is_host_network(*value)) return pf.error("value", kHostNetworkOnly);
+  if ((*key == "label" || *key == "l" || *key == "env" || *key == "e") && value->find('=') == std::string::npos)
+    return pf.error("value", "expected NAME=VALUE");
+  c.parameters.push_back({*key, *value});
+}
+
+void parse_volume(const Json& j, const std::string& path, Errors& errors, ContainerSpec& c) {
+  if (!j.is_object()) return errors.add(path, "expected an object");
+  Fields vf(j, path, errors);
+  VolumeSpec v;
+  for (const char* k : {"containerPath", "hostPath"}) {
+    auto p = vf.string(k);
+    if (!p && !vf.get(k)) vf.error(k, "is required");
+    else if (p && (p->empty() || p->front() != '/')) vf.error(k, "must be an absolute path");
+    else if (p && p->find(':') != std::string::npos) vf.error(k, "must not contain ':'");
+    else if (p) (std::string_view(k) == "hostPath" ? v.host_path : v.container_path) = *p;
+  }
+  if (auto m = vf.string("mode")) {
+    if (*m == "RO") v.read_only = true;
+    else if (*m != "RW") vf.error("mode", "must be RO or RW");
+  }
+  for (const auto& [key, value] : j.items())
+    if (key != "containerPath" && key != "hostPath" && key != "mode")
+      vf.error(key, "unknown field (expected containerPath, hostPath, mode; persistent and external volumes are not supported)");
+  c.volumes.push_back(std::move(v));
+}
+
+void parse_docker(Fields& df, const Json& docker, ContainerSpec& c) {
+  if (auto image = df.string("image")) {
+    if (image->empty()) df.error("image", "must not be empty");
+    c.image = *image;
+  } else if (!df.get("image")) {
+    df.error("image", "is required");
+  }
+  if (auto net = df.string("network"); net && !is_host_network(*net)) df.error("network", kHostNetworkOnly);
+  if (df.boolean("privileged").value_or(false))
+    df.error("privileged", "Stele never runs privileged containers");
+  read_bool(df, "forcePullImage", c.force_pull_image);
+  if (const Json* params = df.array("parameters"))
+    for (size_t i = 0; i < params->size(); ++i)
+      parse_parameter((*params)[i], index_path(df.path("parameters"), i), df.errors(), c);
+  for (const auto& [key, value] : docker.items())
+    if (key != "image" && key != "network" && key != "privileged" && key != "forcePullImage" && key != "parameters")
+      c.docker_extra[key] = value;
+}
+
+// Marathon 1.5's top-level "networks" (kept verbatim in extra): only
+// {"mode": "host"} fits how Stele runs tasks.
+void check_networks(Fields& f) {
+  const Json* networks = f.array("networks");
+  if (!networks) return;
+  for (size_t i = 0; i < networks->size(); ++i) {
+    const Json& n = (*networks)[i];
+    Fields nf(n, index_path(f.path("networks"), i), f.errors());
+    if (!n.is_object()) f.errors().add(index_path(f.path("networks"), i), "expected an object");
+    else if (auto mode = nf.string("mode"); mode && !is_host_network(*mode)) nf.error("mode", kHostNetworkOnly);
+  }
+}
+
+void parse_container(Fields& f, AppSpec& s) {
+  check_networks(f);
+  const Json* container = f.object("container");
+  if (!container) return;
+  Fields cf(*container, f.path("container"), f.errors());
+  if (auto type = cf.string("type"); type && *type != "DOCKER")
+    cf.error("type", "only DOCKER containers are supported (a plain cmd runs as a process)");
+  ContainerSpec c;
+  if (const Json* docker = cf.object("docker")) {
+    Fields df(*docker, cf.path("docker"), f.errors());
+    parse_docker(df, *docker, c);
+  } else if (!cf.get("docker")) {
+    cf.error("docker", "is required ({\"image\": ...})");
+  }
+  if (const Json* volumes = cf.array("volumes"))
+    for (size_t i = 0; i < volumes->size(); ++i)
+      parse_volume((*volumes)[i], index_path(cf.path("volumes"), i), f.errors(), c);
+  for (const auto& [key, value] : container->items())
+    if (key != "type" && key != "docker" && key != "volumes") c.container_extra[key] = value;
+  s.container = std::move(c);
+}
+
+Json container_json(const ContainerSpec& c) {
+  Json params = Json::array();
+  for (const auto& p : c.parameters) params.push_back({{"key", p.key}, {"value", p.value}});
+  Json docker = c.docker_extra;
+  docker["image"] = c.image;
+  docker["network"] = "HOST";
+  docker["forcePullImage"] = c.force_pull_image;
+  docker["privileged"] = false;
+  docker["parameters"] = params;
+  Json volumes = Json::array();
+  for (const auto& v : c.volumes)
+    volumes.push_back({{"containerPath", v.container_path}, {"hostPath", v.host_path}, {"mode", v.read_only ? "RO" : "RW"}});
+  Json j = c.container_extra;
+  j["type"] = "DOCKER";
+  j["docker"] = docker;
+  j["volumes"] = volumes;
+  return j;
+}
+
 // ---- unknown fields ----------------------------------------------------------
 
 bool known_field(std::string_view key) {
@@ -924,6 +1051,7 @@ Result<AppSpec> parse_app_spec(const Json& j, const std::optional<std::string>& 
   parse_launch_policy(f, s);
   parse_access_log(f, s);
   parse_routes(f, s);
+  parse_container(f, s);
   keep_extra(j, s);
   if (!errors.empty()) return fail(errors.take());
   return s;
@@ -973,7 +1101,17 @@ Json app_spec_json(const AppSpec& s) {
   if (s.user) j["user"] = *s.user;
   if (s.access_log) j["accessLog"] = access_log_json(*s.access_log);
   if (!s.routes.empty()) j["routes"] = json_array(s.routes, route_json);
+  if (s.container) j["container"] = container_json(*s.container);
   return j;
+}
+
+std::string containerizer_of(const AppSpec& s) { return s.container ? "docker" : "process"; }
+
+std::string ContainerSpec::user_parameter() const {
+  std::string user;
+  for (const auto& p : parameters)
+    if (p.key == "user" || p.key == "u") user = p.value;
+  return user;
 }
 
 bool only_instances_differ(const AppSpec& a, const AppSpec& b) {

@@ -85,6 +85,38 @@ struct RouteSpec {
   friend bool operator==(const RouteSpec&, const RouteSpec&) = default;
 };
 
+// A Marathon `container` of type DOCKER: {"type": "DOCKER", "docker":
+// {"image", "network", "forcePullImage", "parameters", "privileged"},
+// "volumes": [{"containerPath", "hostPath", "mode"}]}. Stele runs containers
+// on the host network only, never privileged; of Docker's CLI parameters it
+// honours user/u, workdir/w, label/l and env/e (and net/network = host).
+struct VolumeSpec {
+  std::string container_path, host_path;  // both absolute
+  bool read_only = false;                 // "mode": "RO" | "RW"
+
+  friend bool operator==(const VolumeSpec&, const VolumeSpec&) = default;
+};
+
+struct DockerParameter {
+  std::string key, value;
+
+  friend bool operator==(const DockerParameter&, const DockerParameter&) = default;
+};
+
+struct ContainerSpec {
+  std::string image;
+  bool force_pull_image = false;
+  std::vector<DockerParameter> parameters;
+  std::vector<VolumeSpec> volumes;
+  Json docker_extra = Json::object();     // other fields of "docker", kept verbatim
+  Json container_extra = Json::object();  // other fields of "container", kept verbatim
+
+  // The user named by a "user"/"u" parameter, or "".
+  std::string user_parameter() const;
+
+  friend bool operator==(const ContainerSpec&, const ContainerSpec&) = default;
+};
+
 struct AppSpec {
   std::string id;                         // canonical, leading '/'
   std::optional<std::string> cmd;
@@ -107,6 +139,7 @@ struct AppSpec {
   std::optional<std::string> user;          // honoured only if it is not root
   std::optional<AccessLogSpec> access_log;  // [Stele] absent: no log-derived request metrics
   std::vector<RouteSpec> routes;            // [Stele] router entries (none: not routed)
+  std::optional<ContainerSpec> container;   // DOCKER container; absent: a process task
   Json extra = Json::object();              // unknown fields, kept verbatim (Marathon clients send many)
 
   // Field-by-field equality (extra compared as JSON values).
@@ -128,6 +161,10 @@ Json app_spec_json(const AppSpec& s);
 
 // Why a canonical app id ("/shop/web") is not valid, or "" when it is.
 std::string app_id_problem(std::string_view canonical_id);
+
+// The name of the containerizer that runs the app's tasks: "docker" for a
+// DOCKER container, else "process".
+std::string containerizer_of(const AppSpec& s);
 
 // Returns true when `a` and `b` differ only in `instances`.
 bool only_instances_differ(const AppSpec& a, const AppSpec& b);

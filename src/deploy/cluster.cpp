@@ -36,6 +36,8 @@ sched::TaskRequest task_request(const AppSpec& spec) {
     else ++r.port_count;
   }
   r.constraints = spec.constraints;
+  if (std::string c = containerizer_of(spec); c != "process")
+    r.constraints.push_back({kContainerizerAttribute + c, "CLUSTER", "yes"});
   return r;
 }
 
@@ -158,7 +160,7 @@ Result<void> Cluster::load() {
   auto r = load_coll("nodes", [&](const Json& j) {
     Node n = node_from(j);
     n.last_heartbeat_ms = now;  // every agent's clock starts at load (design.md)
-    if (n.state == "active") s_->scheduler.upsert_agent({n.id, n.hostname, n.attributes, n.total, n.ports});
+    if (n.state == "active") s_->scheduler.upsert_agent(scheduler_view(n));
     s_->nodes[n.id] = n;
   });
   if (r) r = load_coll("apps", [&](const Json& j) {

@@ -107,7 +107,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
   n.session = true;
   n.registered_ms = s_->now();
   n.last_heartbeat_ms = s_->now();
-  s_->scheduler.upsert_agent({n.id, n.hostname, n.attributes, n.total, n.ports});
+  s_->scheduler.upsert_agent(scheduler_view(n));
   tx.writes.push_back(State::put("nodes", n.id, to_json(n)));
   Json e = s_->event(was_known ? "node_reregistered" : "node_registered", "");
   e["node"] = to_json(n);

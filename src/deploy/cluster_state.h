@@ -76,6 +76,7 @@ struct Cluster::State {
   void reconcile_app(App& app, Tx& tx);
   static Json launch_command(const Task& t, const Release& rel);
   void launch_task(App& app, const Release& rel, int seq, Tx& tx);
+  std::string unplaceable_reason(const AppSpec& spec, const std::string& scheduler_reason) const;
   void check_agents(Tx& tx);
 };
 

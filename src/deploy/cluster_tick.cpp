@@ -41,6 +41,20 @@ Json Cluster::State::launch_command(const Task& t, const Release& rel) {
           {"artifact", rel.artifact}};
 }
 
+// A DOCKER app with no agent offering docker waits for that, said plainly
+// (with the agents' own reasons) rather than as a failed constraint.
+std::string Cluster::State::unplaceable_reason(const AppSpec& spec, const std::string& scheduler_reason) const {
+  if (containerizer_of(spec) != "docker") return scheduler_reason;
+  std::string reasons;
+  for (const auto& [id, n] : nodes) {
+    if (n.state != "active") continue;
+    if (n.has_containerizer("docker")) return scheduler_reason;
+    reasons += (reasons.empty() ? "" : "; ") + n.hostname + ": " +
+               (n.docker_unavailable.empty() ? "no docker containerizer" : n.docker_unavailable);
+  }
+  return "no agent has a Docker engine" + (reasons.empty() ? std::string() : " (" + reasons + ")");
+}
+
 void Cluster::State::launch_task(App& app, const Release& rel, int seq, Tx& tx) {
   int n = ++launches[app.id][seq];
   Task t;
@@ -48,8 +62,9 @@ void Cluster::State::launch_task(App& app, const Release& rel, int seq, Tx& tx) 
   auto placed = scheduler.place(t.id, task_request(rel.spec));
   if (!placed) {
     --launches[app.id][seq];
-    if (app.waiting_reason != placed.error().message) {
-      app.waiting_reason = placed.error().message;
+    std::string why = unplaceable_reason(rel.spec, placed.error().message);
+    if (app.waiting_reason != why) {
+      app.waiting_reason = why;
       Json e = event("task_waiting", app.id);
       e["reason"] = app.waiting_reason;
       e["release"] = rel.number;

@@ -1,5 +1,7 @@
 #include "deploy/model.h"
 
+#include <algorithm>
+
 #include "common/clock.h"
 
 namespace stele::deploy {
@@ -74,7 +76,19 @@ Json to_json(const Node& n) {
   return {{"id", n.id}, {"hostname", n.hostname}, {"address", n.address},
           {"resources", {{"cpus", n.total.cpus}, {"mem", n.total.mem}, {"disk", n.total.disk}}},
           {"ports", ports}, {"attributes", n.attributes}, {"subscriptions", n.subscriptions},
+          {"containerizers", n.containerizers},
+          {"dockerUnavailable", n.docker_unavailable.empty() ? Json(nullptr) : Json(n.docker_unavailable)},
           {"state", n.state}, {"registered", n.registered_ms}};
+}
+
+sched::AgentInfo scheduler_view(const Node& n) {
+  sched::AgentInfo a{n.id, n.hostname, n.attributes, n.total, n.ports};
+  for (const auto& c : n.containerizers) a.attributes[kContainerizerAttribute + c] = "yes";
+  return a;
+}
+
+bool Node::has_containerizer(const std::string& name) const {
+  return std::find(containerizers.begin(), containerizers.end(), name) != containerizers.end();
 }
 
 Node node_from(const Json& j) {
@@ -91,6 +105,8 @@ Node node_from(const Json& j) {
       if (p.is_array() && p.size() == 2) n.ports.push_back({p[0].get<int>(), p[1].get<int>()});
   n.attributes = get_or(j, "attributes", std::map<std::string, std::string>{});
   n.subscriptions = get_or(j, "subscriptions", std::vector<std::string>{});
+  n.containerizers = get_or(j, "containerizers", std::vector<std::string>{"process"});
+  n.docker_unavailable = get_or<std::string>(j, "dockerUnavailable", "");
   n.state = get_or<std::string>(j, "state", "active");
   n.registered_ms = get_or<int64_t>(j, "registered", 0);
   return n;

@@ -27,6 +27,11 @@ struct Node {
   std::vector<sched::PortRange> ports;
   std::map<std::string, std::string> attributes;
   std::vector<std::string> subscriptions;
+  // What can run tasks there ("process", "docker"); agents that predate the
+  // field have "process" only. docker_unavailable: the agent's reason.
+  std::vector<std::string> containerizers{"process"};
+  std::string docker_unavailable;
+  bool has_containerizer(const std::string& name) const;
   std::string state = "active";  // active | lost
   int64_t registered_ms = 0;
   int64_t last_heartbeat_ms = 0;  // not persisted (design.md: heartbeats are not written)
@@ -34,6 +39,12 @@ struct Node {
   // register again (and reconcile), their heartbeats are refused.
   bool session = false;
 };
+
+// The scheduler's picture of a node: its attributes plus one pseudo
+// attribute "stele.containerizer.<name>" = "yes" per containerizer, which
+// task_request() turns into a CLUSTER constraint for apps that need one.
+inline constexpr const char* kContainerizerAttribute = "stele.containerizer.";
+sched::AgentInfo scheduler_view(const Node& n);
 
 struct HealthResult {
   int index = 0;

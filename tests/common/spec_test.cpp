@@ -183,14 +183,74 @@ TEST(AppSpecCommand, CmdAndArgsTogetherAreRefused) {
   EXPECT_TRUE(parse_app_spec(with(minimal(), {{"args", Json::array()}})).has_value());
 }
 
-TEST(AppSpecCommand, ContainerAloneIsEnoughAndKeptVerbatim) {
+TEST(AppSpecCommand, ContainerAloneIsEnough) {
   Json container = {{"type", "DOCKER"}, {"docker", {{"image", "nginx:1.25"}}}};
   Json j = {{"id", "/nginx"}, {"container", container}};
   AppSpec s = parse_ok(j);
   EXPECT_FALSE(s.cmd.has_value());
-  EXPECT_EQ(s.extra.at("container"), container);
-  EXPECT_EQ(app_spec_json(s).at("container"), container);
+  ASSERT_TRUE(s.container.has_value());
+  EXPECT_EQ(s.container->image, "nginx:1.25");
+  EXPECT_EQ(containerizer_of(s), "docker");
+  EXPECT_EQ(containerizer_of(parse_ok(minimal())), "process");
+  EXPECT_EQ(app_spec_json(s).at("container").at("docker").at("image"), "nginx:1.25");
   EXPECT_EQ(only_error(with(j, {{"container", "nginx"}}), "/container"), "expected an object");
+}
+
+Json docker_app(const Json& docker, const Json& more = Json::object()) {
+  Json c = {{"type", "DOCKER"}, {"docker", docker}};
+  for (auto& [k, v] : more.items()) c[k] = v;
+  return {{"id", "/web"}, {"cmd", "httpd -f"}, {"container", c}};
+}
+
+TEST(AppSpecContainer, FullDockerSpecIsParsedAndRendered) {
+  Json j = docker_app({{"image", "stele/busybox:latest"}, {"network", "HOST"}, {"forcePullImage", true},
+                       {"privileged", false}, {"portMappings", Json::array()},
+                       {"parameters", {{{"key", "user"}, {"value", "1000:1000"}}, {{"key", "label"}, {"value", "a=b"}}}}},
+                      {{"volumes", {{{"containerPath", "/data"}, {"hostPath", "/srv/data"}, {"mode", "RO"}}}}});
+  AppSpec s = parse_ok(j);
+  ASSERT_TRUE(s.container);
+  const ContainerSpec& c = *s.container;
+  EXPECT_EQ(c.image, "stele/busybox:latest");
+  EXPECT_TRUE(c.force_pull_image);
+  EXPECT_EQ(c.user_parameter(), "1000:1000");
+  ASSERT_EQ(c.volumes.size(), 1u);
+  EXPECT_EQ(c.volumes[0].host_path, "/srv/data");
+  EXPECT_EQ(c.volumes[0].container_path, "/data");
+  EXPECT_TRUE(c.volumes[0].read_only);
+  Json out = app_spec_json(s).at("container");
+  EXPECT_EQ(out.at("docker").at("network"), "HOST");
+  EXPECT_EQ(out.at("docker").at("portMappings"), Json::array());  // unknown fields kept
+  EXPECT_EQ(out.at("volumes").at(0).at("mode"), "RO");
+  EXPECT_EQ(parse_ok(app_spec_json(s)), s);
+}
+
+TEST(AppSpecContainer, OnlyTheHostNetworkIsAccepted) {
+  EXPECT_THAT(only_error(docker_app({{"image", "x"}, {"network", "BRIDGE"}}), "/container/docker/network"),
+              HasSubstr("host network"));
+  EXPECT_TRUE(parse_app_spec(docker_app({{"image", "x"}, {"network", "HOST"}})).has_value());
+  Json networks = with(docker_app({{"image", "x"}}), {{"networks", {{{"mode", "container/bridge"}}}}});
+  EXPECT_THAT(only_error(networks, "/networks/0/mode"), HasSubstr("host network"));
+  EXPECT_TRUE(parse_app_spec(with(docker_app({{"image", "x"}}), {{"networks", {{{"mode", "host"}}}}})).has_value());
+  Json bridge_param = docker_app({{"image", "x"}, {"parameters", {{{"key", "net"}, {"value", "bridge"}}}}});
+  EXPECT_THAT(only_error(bridge_param, "/container/docker/parameters/0/value"), HasSubstr("host network"));
+}
+
+TEST(AppSpecContainer, RefusalsNameTheField) {
+  EXPECT_THAT(only_error(docker_app({{"image", "x"}, {"privileged", true}}), "/container/docker/privileged"),
+              HasSubstr("privileged"));
+  EXPECT_EQ(only_error(docker_app(Json::object()), "/container/docker/image"), "is required");
+  EXPECT_EQ(only_error(docker_app({{"image", ""}}), "/container/docker/image"), "must not be empty");
+  EXPECT_THAT(only_error(docker_app({{"image", "x"}, {"parameters", {{{"key", "cap-add"}, {"value", "ALL"}}}}}),
+                         "/container/docker/parameters/0/key"),
+              HasSubstr("not supported"));
+  EXPECT_EQ(only_error(docker_app({{"image", "x"}}, {{"volumes", {{{"containerPath", "data"}, {"hostPath", "/d"}}}}}),
+                       "/container/volumes/0/containerPath"),
+            "must be an absolute path");
+  EXPECT_EQ(only_error(docker_app({{"image", "x"}}, {{"volumes", {{{"containerPath", "/d"}, {"hostPath", "/d"}, {"mode", "RX"}}}}}),
+                       "/container/volumes/0/mode"),
+            "must be RO or RW");
+  Json mesos = {{"id", "/m"}, {"container", {{"type", "MESOS"}, {"docker", {{"image", "x"}}}}}};
+  EXPECT_THAT(only_error(mesos, "/container/type"), HasSubstr("only DOCKER"));
 }
 
 TEST(AppSpecCommand, BadArgsElementIsNamed) {
@@ -718,7 +778,7 @@ TEST(AppSpecJson, HealthChecksUseMarathonFieldNames) {
 }
 
 TEST(AppSpecJson, RoundTripsThroughParse) {
-  for (const Json& j : {minimal(), full_spec(), Json{{"id", "/c"}, {"container", {{"type", "DOCKER"}}}}}) {
+  for (const Json& j : {minimal(), full_spec(), Json{{"id", "/c"}, {"container", {{"type", "DOCKER"}, {"docker", {{"image", "i"}}}}}}}) {
     AppSpec s = parse_ok(j);
     auto again = parse_app_spec(app_spec_json(s));
     ASSERT_TRUE(again.has_value()) << error_json(again.error()).dump();

@@ -37,10 +37,12 @@ struct StartedTask {
   UniqueFd status_fd;      // when an init sits in between: the command's wait status
   std::string warning;     // e.g. "namespaces unavailable: ..." (logged by the caller)
   std::string exec_error;  // non-empty: the command never ran; its exit (127) follows
+  std::string container_id;  // docker: the engine's container id
 };
 
 struct TaskExit {
   std::optional<int> exit_code, signal;
+  bool oom_killed = false;  // the containerizer knows the kernel's OOM killer ended it
 };
 
 class Containerizer {
