@@ -22,6 +22,7 @@ extern char** environ;
 
 #include "agent/agent.h"
 #include "agent/executor.h"
+#include "agent/executor_output.h"
 #include "agent/task_runner.h"
 #include "api/api_server.h"
 #include "cli/cli.h"
@@ -33,6 +34,7 @@ extern char** environ;
 #include "logs/forward_relay.h"
 #include "logs/forward_server.h"
 #include "logs/log_store.h"
+#include "logs/spool.h"
 #include "metrics/service.h"
 #include "monitor/service.h"
 #include "router/service.h"
@@ -86,6 +88,8 @@ struct Flags {
   size_t metrics_max_series = 100'000;
   std::string carbon_relay;
   double probe_interval = 10;  // exported-port probes, seconds; 0 = off
+  bool agent_router = false;                         // `stele agent --router`: a router on this host
+  std::string agent_router_listen = "127.0.0.1:7080";  // ... listening here
   bool verbose = false;
 };
 
@@ -257,7 +261,6 @@ struct ServerRole {
   std::unique_ptr<router::RouterService> router;  // nullptr with --router-listen off
   std::unique_ptr<asio::steady_timer> router_timer;
   uint64_t router_version = 0;                   // last table version sent to the router
-  std::map<uint64_t, int64_t> router_table_ms;   // version sent -> when it was computed
   fs::path logs_dir;
   std::string bound;
   std::string forward_bound;  // "" when off
@@ -379,12 +382,17 @@ struct ServerRole {
     co.agent_timeout_ms = static_cast<int64_t>(f.agent_timeout * 1000);
     co.deploy_timeout_ms = static_cast<int64_t>(f.deploy_timeout * 1000);
     co.heartbeat_interval_ms = std::max<int64_t>(200, co.agent_timeout_ms / 6);
-    if (f.router_listen != "off")
-      co.routers_synced_ms = [this]() -> int64_t {  // io thread, as feed_router
-        if (!router) return 0;
-        auto it = router_table_ms.find(router->applied_version());
-        return it == router_table_ms.end() ? 0 : it->second;
-      };
+    // When every router (this server's, and every connected agent's) runs a
+    // table computed at or after the returned time (io thread, as feed_router);
+    // no router at all: nothing to wait for.
+    co.routers_synced_ms = [this]() -> int64_t {
+      auto computed = [this](uint64_t version) { return api ? api->route_table_computed_ms(version) : int64_t(0); };
+      int64_t synced = std::numeric_limits<int64_t>::max();
+      if (router) synced = std::min(synced, computed(router->applied_version()));
+      if (api)
+        for (uint64_t v : api->agent_router_versions()) synced = std::min(synced, computed(v));
+      return synced;
+    };
     cluster = std::make_unique<deploy::Cluster>(*store, clock, co);
     api::ApiOptions ao;
     auto hp = net::split_host_port(f.listen);
@@ -434,11 +442,9 @@ struct ServerRole {
     bound = *b;
     api->start();
     monitor->start();
-    if (router) {
-      spdlog::info("router (HTTP reverse proxy for apps' routes) on http://{}", router->address());
-      router_timer = std::make_unique<asio::steady_timer>(io);
-      feed_router();
-    }
+    if (router) spdlog::info("router (HTTP reverse proxy for apps' routes) on http://{}", router->address());
+    router_timer = std::make_unique<asio::steady_timer>(io);
+    feed_router();
     return {};
   }
 
@@ -478,14 +484,12 @@ struct ServerRole {
   // Every 200 ms: the route table, when it changed, to the router (io
   // thread: the cluster is read here).
   void feed_router() {
-    int64_t computed = clock.now_ms();
-    Json t = api->route_table();
+    Json t = api->route_table();  // a new version also wakes the agents' routers' streams
     uint64_t v = t.value("version", uint64_t(0));
     if (v != router_version) {
-      if (auto r = router->update(t); !r) spdlog::error("router: table {} refused: {}", v, r.error().message);
+      if (router)
+        if (auto r = router->update(t); !r) spdlog::error("router: table {} refused: {}", v, r.error().message);
       router_version = v;
-      router_table_ms[v] = computed;
-      while (router_table_ms.size() > 64) router_table_ms.erase(router_table_ms.begin());
     }
     router_timer->expires_after(std::chrono::milliseconds(200));
     router_timer->async_wait([this](boost::system::error_code ec) {
@@ -592,6 +596,39 @@ int run_server(const Flags& f) {
   return 0;
 }
 
+// `stele agent --router`: the router on its own thread; its access records
+// go to a spool the agent's shipper sends to the server like task output.
+Result<std::unique_ptr<router::RouterService>> start_agent_router(const Flags& f, agent::AgentOptions& o) {
+  router::RouterServiceOptions ro;
+  ro.listen = f.agent_router_listen;
+  ro.node = o.hostname;
+  std::string spool_dir = o.data_dir + "/router-spool";
+  std::error_code ec;
+  fs::create_directories(spool_dir, ec);
+  auto spool = std::make_shared<logs::SpoolWriter>(spool_dir, TaskRecords::kPrefix);
+  auto mu = std::make_shared<std::mutex>();
+  ro.access_sink = [spool, mu](const std::vector<logs::LogEntry>& entries) -> Result<void> {
+    std::lock_guard<std::mutex> lk(*mu);
+    uint64_t dropped = spool->dropped();
+    for (const auto& e : entries) spool->append(e.tag, e.time_ns, e.record);
+    spool->flush();
+    if (spool->dropped() != dropped) return fail("router spool " + spool->last_error());
+    return {};
+  };
+  auto router = std::make_unique<router::RouterService>(ro, nullptr);
+  auto bound = router->start();
+  if (!bound) return fail(bound.error());
+  spdlog::info("router (HTTP reverse proxy for apps' routes) on http://{}", *bound);
+  o.router_address = *bound;
+  o.apply_routes = [r = router.get()](const Json& table) {
+    auto u = r->update(table);
+    if (!u) spdlog::error("router: table {} refused: {}", table.value("version", uint64_t(0)), u.error().message);
+    return bool(u);
+  };
+  o.router_applied = [r = router.get()] { return r->applied_version(); };
+  return router;
+}
+
 int run_agent(const Flags& f) {
   init_logging("agent", f.verbose);
   std::string dir = f.data_dir.empty() ? "/var/lib/stele-agent" : f.data_dir;
@@ -601,6 +638,15 @@ int run_agent(const Flags& f) {
     return 2;
   }
   o->token = f.token;
+  std::unique_ptr<router::RouterService> router;
+  if (f.agent_router) {
+    auto r = start_agent_router(f, *o);
+    if (!r) {
+      fmt::print(stderr, "stele: {}\n", r.error().message);
+      return 2;
+    }
+    router = std::move(*r);
+  }
   asio::io_context io;
   agent::Agent a(io, *o);
   a.start();
@@ -829,6 +875,12 @@ int main(int argc, char** argv) {
   add_common_flags(agentc, f);
   add_agent_flags(agentc, f);
   agentc->add_option("--server", f.server, "server URL")->envname("STELE_SERVER")->capture_default_str();
+  agentc->add_flag("--router", f.agent_router,
+                   "also run the HTTP router on this host (on --router-listen); it gets every route table from the "
+                   "server and acknowledges it before routed instances are stopped")
+      ->envname("STELE_AGENT_ROUTER");
+  agentc->add_option("--router-listen", f.agent_router_listen, "host:port of this host's router (with --router)")
+      ->envname("STELE_ROUTER_LISTEN")->capture_default_str();
   auto* up = app.add_subcommand("up", "run a one-machine cluster (server + agent) in the foreground; data in ./stele-data");
   add_common_flags(up, f);
   add_server_flags(up, f);

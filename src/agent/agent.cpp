@@ -64,7 +64,8 @@ Agent::Impl::Impl(asio::io_context& i, AgentOptions o)
       slugs(i.get_executor(), workers, SlugCacheOptions{opts.data_dir + "/slugs", opts.server_url, headers(), 20}),
       shipper(i, workers,
               ShipperOptions{.executors_dir = opts.data_dir + "/executors",
-                             .extra_sources = {{"_agent-metrics", opts.data_dir + "/metrics-spool"}},
+                             .extra_sources = {{"_agent-metrics", opts.data_dir + "/metrics-spool"},
+                                               {"_agent-router", opts.data_dir + "/router-spool"}},
                              .node = opts.hostname}) {}
 
 // The forward address the server named: a wildcard host ("0.0.0.0:24224")
@@ -204,12 +205,62 @@ Json Agent::Impl::registration() const {
   Json tasks = Json::array();
   for (auto& st : runner.snapshot()) tasks.push_back(status_json(visible_status(st)));
   Json attrs = opts.attributes;
-  return {{"id", opts.id}, {"hostname", opts.hostname}, {"address", opts.advertise_addr},
+  Json j = {{"id", opts.id}, {"hostname", opts.hostname}, {"address", opts.advertise_addr},
           {"resources", {{"cpus", opts.resources.cpus}, {"mem", opts.resources.mem}, {"disk", opts.resources.disk}}},
           {"ports", Json::array({Json::array({opts.ports.begin, opts.ports.end})})},
           {"attributes", attrs}, {"subscriptions", opts.subscriptions}, {"tasks", tasks},
           {"containerizers", docker_unavailable.empty() ? Json::array({"process", "docker"}) : Json::array({"process"})},
           {"dockerUnavailable", docker_unavailable.empty() ? Json(nullptr) : Json(docker_unavailable)}};
+  if (!opts.router_address.empty()) j["router"] = opts.router_address;
+  return j;
+}
+
+// Blocking, bounded by a short engine timeout: it runs once before the
+// agent registers, so no launch can race the orphan sweep.
+void Agent::Impl::check_docker(const std::set<std::string>& known_tasks) {
+  docker::Engine engine(docker_engine_options());
+  auto ok = engine.available();
+  docker_unavailable = ok ? "" : ok.error().message;
+  if (!ok) {
+    spdlog::warn("docker containerizer unavailable: {}", docker_unavailable);
+    return;
+  }
+  auto listed = agent_containers(engine, opts.id);
+  if (!listed) spdlog::warn("docker: cannot sweep this agent's containers: {}", listed.error().message);
+  else log_removed_orphans(remove_containers(engine, orphan_containers(*listed, opts.id, known_tasks)));
+}
+
+docker::EngineOptions Agent::Impl::docker_engine_options() const {
+  docker::EngineOptions eo;
+  eo.socket_path = opts.docker_socket;
+  eo.timeout = std::chrono::seconds(5);
+  return eo;
+}
+
+void Agent::Impl::log_removed_orphans(const std::vector<std::string>& tasks) {
+  for (const auto& t : tasks) spdlog::warn("docker: removed the container of task {}: no executor runs it", t);
+}
+
+// Every minute, this agent's containers whose task the runner no longer
+// knows (its executor died) are removed. The listing comes first and the
+// runner's tasks are read after it: a container only exists for a task the
+// runner registered before the container was created, so none in flight is
+// taken for an orphan.
+net::awaitable<void> Agent::Impl::container_sweep_loop() {
+  while (!stopped) {
+    co_await net::sleep_for(60s);
+    if (stopped || !docker_unavailable.empty()) continue;
+    auto list = [eo = docker_engine_options(), id = opts.id] { return agent_containers(docker::Engine(eo), id); };
+    auto listed = co_await net::offload(workers, list);
+    if (!listed || stopped) continue;
+    std::set<std::string> known;
+    for (const auto& st : runner.snapshot()) known.insert(st.task_id);
+    auto orphans = orphan_containers(*listed, opts.id, known);
+    if (orphans.empty()) continue;
+    auto remove = [eo = docker_engine_options(), orphans] { return remove_containers(docker::Engine(eo), orphans); };
+    auto removed = co_await net::offload(workers, remove);
+    log_removed_orphans(removed);
+  }
 }
 
 net::awaitable<bool> Agent::Impl::register_once() {
@@ -271,7 +322,32 @@ void Agent::Impl::check_fencing() {
 
 // Bodies are built outside co_await expressions (g++ 12 miscompiles
 // braced initializer lists there).
-std::string Agent::Impl::heartbeat_body() const { return Json{{"id", opts.id}}.dump(); }
+std::string Agent::Impl::heartbeat_body() const {
+  Json j{{"id", opts.id}};
+  if (!opts.router_address.empty()) j["routerVersion"] = router_version;
+  return j.dump();
+}
+
+// A route table from the server: applied, then acknowledged at once (the
+// server holds planned kills of routed instances until every router has).
+void Agent::Impl::on_routes(const std::string& data) {
+  auto j = parse_json(data);
+  if (!j || !opts.apply_routes || !opts.router_applied) {
+    spdlog::warn("router: bad route table from the server: {}", j ? "no router" : j.error().message);
+    return;
+  }
+  uint64_t version = j->value("version", uint64_t(0));
+  if (!opts.apply_routes(*j)) return;
+  asio::co_spawn(io, [this, version]() -> net::awaitable<void> {
+    // The router applies tables on its own thread: wait (briefly) for it.
+    for (int i = 0; i < 200 && opts.router_applied() < version; ++i) co_await net::sleep_for(5ms);
+    if (opts.router_applied() == router_version) co_return;
+    router_version = opts.router_applied();
+    std::string body = heartbeat_body();
+    auto r = co_await net::http_request("POST", url("/api/v1/agent/heartbeat"), std::move(body), headers(), 5s);
+    if (r && r->status == 200) last_contact_ms = clock.now_ms();
+  }, asio::detached);
+}
 std::string Agent::Impl::status_body(Json batch) const { return Json{{"id", opts.id}, {"updates", std::move(batch)}}.dump(); }
 
 net::awaitable<void> Agent::Impl::heartbeat_loop(int my_session) {
@@ -293,6 +369,7 @@ net::awaitable<void> Agent::Impl::command_loop(int my_session) {
     net::SseParser parser([this](const net::SseEvent& e) {
       last_contact_ms = clock.now_ms();
       if (e.event == "command") handle_command(e.data);
+      if (e.event == "routes") on_routes(e.data);
       if ((e.event == "checks" || e.event == "check-run") && checks) {
         auto j = parse_json(e.data);
         if (!j) spdlog::warn("checks: bad {} event from the server: {}", e.event, j.error().message);

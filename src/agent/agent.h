@@ -38,6 +38,15 @@ struct AgentOptions {
   // Collectors (collectors.h): task cgroups and the node, every this many
   // seconds, shipped to the server as metric records; 0 = off.
   double metrics_interval_seconds = 10;
+  // A router on this host (`stele agent --router`): its address, told at
+  // registration; the server then sends route tables on the command stream
+  // ("routes"): apply_routes hands one to the router (false: refused) and,
+  // once router_applied() shows it in force, the agent acknowledges it with
+  // a heartbeat sent at once. Its access records go to
+  // <data_dir>/router-spool, shipped like task output.
+  std::string router_address;
+  std::function<bool(const Json&)> apply_routes;
+  std::function<uint64_t()> router_applied;
 };
 
 class Agent {

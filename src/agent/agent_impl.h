@@ -98,6 +98,8 @@ struct Agent::Impl {
   net::awaitable<void> main_loop();
   void check_fencing();
   std::string heartbeat_body() const;
+  uint64_t router_version = 0;  // the route table version this host's router runs
+  void on_routes(const std::string& data);
   std::string status_body(Json batch) const;
   net::awaitable<void> heartbeat_loop(int my_session);
   net::awaitable<void> command_loop(int my_session);

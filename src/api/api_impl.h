@@ -21,7 +21,17 @@ struct ApiServer::Impl {
   bool tick_pending = false;
   Json routes_doc;             // last route table content (without version)
   uint64_t routes_version = 0;
+  std::map<uint64_t, int64_t> routes_computed_ms;  // version -> when its content was first computed (last 64)
   Json route_table();
+  // Routers on agents (`stele agent --router`): agent id -> its router.
+  // Not persisted: an agent tells at every registration, acks by heartbeat.
+  struct AgentRouter {
+    std::string address;
+    uint64_t applied = 0;  // table version it routes by
+  };
+  std::map<std::string, AgentRouter> agent_routers;
+  // The routers of connected agents: {"node", "address", "appliedVersion"}.
+  Json agent_routers_json() const;
   bool stopped = false;
   void publish(const Json& e);  // a stored event: recent + wake the streams
 

@@ -125,6 +125,9 @@ Json ApiServer::Impl::route_table() {
   if (routes_version == 0 || doc != routes_doc) {
     routes_doc = std::move(doc);
     ++routes_version;
+    routes_computed_ms[routes_version] = cluster.now_ms();
+    while (routes_computed_ms.size() > 64) routes_computed_ms.erase(routes_computed_ms.begin());
+    for (const auto& [id, r] : agent_routers) agent_signal(id).notify();  // their streams send it
   }
   Json j = routes_doc;
   j["version"] = routes_version;
@@ -132,6 +135,27 @@ Json ApiServer::Impl::route_table() {
 }
 
 Json ApiServer::route_table() { return impl_->route_table(); }
+
+int64_t ApiServer::route_table_computed_ms(uint64_t version) const {
+  auto it = impl_->routes_computed_ms.find(version);
+  return it == impl_->routes_computed_ms.end() ? 0 : it->second;
+}
+
+Json ApiServer::Impl::agent_routers_json() const {
+  Json out = Json::array();
+  for (const auto& [id, r] : agent_routers) {
+    const auto* n = cluster.node(id);
+    if (!n || n->state != "active" || !n->session) continue;
+    out.push_back({{"node", n->hostname}, {"address", r.address}, {"appliedVersion", r.applied}});
+  }
+  return out;
+}
+
+std::vector<uint64_t> ApiServer::agent_router_versions() const {
+  std::vector<uint64_t> out;
+  for (const auto& r : impl_->agent_routers_json()) out.push_back(r["appliedVersion"].get<uint64_t>());
+  return out;
+}
 
 void ApiServer::start() {
   Impl& s = *impl_;

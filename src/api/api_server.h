@@ -67,6 +67,12 @@ class ApiServer {
   // The routers' table (deploy/route_view.h) with a "version" that grows
   // whenever its content changes. Io thread.
   Json route_table();
+  // The table versions the routers of connected agents (`stele agent
+  // --router`) acknowledged, one per router.
+  std::vector<uint64_t> agent_router_versions() const;
+  // When route_table() first had that version's content (cluster clock, ms);
+  // 0 for versions too old to be remembered.
+  int64_t route_table_computed_ms(uint64_t version) const;
   // An event stored by another subsystem (monitoring): to the streams.
   void publish_event(const Json& e);
   // Wakes agent `id`'s command stream (new check definitions or run requests).

@@ -47,6 +47,10 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     if (!node) return HttpResponse::error(node.error(), 422);
     auto answer = s.cluster.register_agent(*node, body->value("tasks", Json::array()));
     if (!answer) return HttpResponse::error(answer.error(), 503);
+    if (body->contains("router") && (*body)["router"].is_string())
+      s.agent_routers[node->id] = {(*body)["router"].get<std::string>(), 0};
+    else
+      s.agent_routers.erase(node->id);
     return HttpResponse::json(200, *answer);
   }, true));
   r.add("POST", "/api/v1/agent/heartbeat", sync_handler(s, [&s](HttpRequest& req) {
@@ -54,6 +58,9 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     if (!body) return HttpResponse::error(body.error(), 400);
     if (!s.cluster.heartbeat(body->value("id", "")))
       return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
+    auto router = s.agent_routers.find(body->value("id", ""));
+    if (router != s.agent_routers.end() && body->contains("routerVersion") && (*body)["routerVersion"].is_number_unsigned())
+      router->second.applied = (*body)["routerVersion"].get<uint64_t>();
     return HttpResponse::json(200, {{"ok", true}});
   }, true));
   r.add("POST", "/api/v1/agent/status", sync_handler(s, [&s](HttpRequest& req) {
@@ -75,6 +82,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     res.stream = [&s, agent](net::StreamWriter& w) -> net::awaitable<void> {
       int64_t sent = 0;  // every pending command is (re)sent on each connect
       uint64_t checks_sent = 0;  // the agent's check definitions: sent on connect and on change
+      uint64_t routes_sent = 0;  // the route table, to an agent that runs a router
       if (!co_await w.write(": commands\n\n")) co_return;
       while (!s.stopped) {
         const auto* node = s.cluster.node(agent);
@@ -88,6 +96,12 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
         if (auto* m = s.opts.monitor) {
           std::string frame = monitor_frames(*m, agent, checks_sent);
           if (!frame.empty() && !co_await w.write(std::move(frame))) co_return;
+        }
+        if (s.agent_routers.contains(agent) && s.routes_version != routes_sent) {
+          Json table = s.route_table();
+          routes_sent = table.value("version", uint64_t(0));
+          std::string frame = net::format_sse(net::SseEvent{"", "routes", table.dump()});
+          if (!co_await w.write(std::move(frame))) co_return;
         }
         co_await s.agent_signal(agent).wait(std::chrono::seconds(10));
         if (!co_await w.write(":\n\n")) co_return;

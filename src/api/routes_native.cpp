@@ -149,6 +149,7 @@ void add_native_routes(net::Router& r, ApiServer::Impl& s) {
   r.add("GET", "/api/v1/routes", sync_handler(s, [&s](HttpRequest&) {
     Json j = s.route_table();
     j["routers"] = s.opts.routers ? s.opts.routers() : Json::array();
+    for (auto& r : s.agent_routers_json()) j["routers"].push_back(std::move(r));
     return HttpResponse::json(200, j);
   }));
   r.add("GET", "/api/v1/deployments", sync_handler(s, [&s](HttpRequest& req) {

@@ -424,6 +424,8 @@ std::vector<const Release*> Cluster::releases(const std::string& app_id) const {
   return out;
 }
 
+int64_t Cluster::now_ms() const { return s_->now(); }
+
 std::vector<const Task*> Cluster::tasks(const std::string& app_id) const {
   std::vector<const Task*> out;
   for (auto& [id, t] : s_->tasks)

@@ -111,6 +111,9 @@ class Cluster {
   // Places and launches a pipeline task; returns its id. 503 when no agent fits.
   Result<std::string> start_step(const StepRequest& req, const std::string& actor);
 
+  // The cluster's clock (ms), for callers whose times it compares.
+  int64_t now_ms() const;
+
   // ---- queries (pointers valid until the next mutating call)
   const App* app(const std::string& id) const;
   std::vector<const App*> apps() const;

@@ -33,7 +33,7 @@ Result<std::string> RouterService::start() {
   if (!bound) return fail("--router-listen " + options_.listen + ": " + bound.error().message);
   bound_ = *bound;
   if (auto r = start_tls(); !r) return fail(r.error());
-  if (logs_) proxy_->set_access_log([this](const AccessRecord& r) { on_access(r); });
+  if (logs_ || options_.access_sink) proxy_->set_access_log([this](const AccessRecord& r) { on_access(r); });
   running_ = true;
   arm_flush();
   thread_ = std::thread([this] { io_.run(); });
@@ -72,10 +72,10 @@ void RouterService::stop() {
     std::lock_guard<std::mutex> lk(mu_);
     rest.swap(batch_);
   }
-  if (logs_ && !rest.empty()) {
+  if (!rest.empty()) {
     std::vector<logs::LogEntry> views;
     for (const auto& e : rest) views.push_back(e.view());
-    if (auto r = logs_->append(views); !r) spdlog::warn("router: access records lost at shutdown: {}", r.error().message);
+    if (auto r = store(views); !r) spdlog::warn("router: access records lost at shutdown: {}", r.error().message);
   }
 }
 
@@ -83,6 +83,16 @@ Result<void> RouterService::update(const Json& table) {
   auto t = RouteTable::from_json(table);
   if (!t) return fail(t.error());
   proxy_->set_table(std::move(*t));
+  return {};
+}
+
+Result<void> RouterService::store(const std::vector<logs::LogEntry>& views) {
+  if (logs_) {
+    auto r = logs_->append(views);
+    if (!r) return fail(r.error());
+    return {};
+  }
+  if (options_.access_sink) return options_.access_sink(views);
   return {};
 }
 
@@ -131,12 +141,12 @@ void RouterService::flush() {
     storing_->store(false);
     return;
   }
-  asio::post(net::worker_pool(), [logs = logs_, batch, storing = storing_] {
+  asio::post(net::worker_pool(), [this, batch, storing = storing_] {
     std::vector<logs::LogEntry> views;
     views.reserve(batch->size());
     for (const auto& e : *batch) views.push_back(e.view());
     static std::atomic<int64_t> last_warn_ms{0};
-    if (auto r = logs->append(views); !r) {
+    if (auto r = store(views); !r) {
       int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now().time_since_epoch()).count();
       if (now - last_warn_ms.exchange(now) > 60'000)

@@ -20,6 +20,7 @@
 #include <utility>  // before asio, for g++ 12
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,11 +42,17 @@ namespace stele::router {
 // How the router's access lines read (for the request metrics).
 AccessLogSpec access_log_spec();
 
+// Where access records go when there is no log store at hand (an agent's
+// router: its spool, shipped to the server). Called from one worker job at a
+// time; an error drops the batch (logged, rate-limited).
+using AccessSink = std::function<Result<void>(const std::vector<logs::LogEntry>&)>;
+
 struct RouterServiceOptions {
   std::string listen = "127.0.0.1:7080";
   std::string tls_listen = "off";  // host:port of the TLS listener, "off" for none
   std::string certs_dir;           // <host>.crt/.key pairs for tls_listen
   std::string node;  // this host's name, in the access records
+  AccessSink access_sink;  // used when the service has no log store
   ProxyOptions proxy;
 };
 
@@ -73,6 +80,7 @@ class RouterService {
  private:
   Result<void> start_tls();
   void on_access(const AccessRecord& r);
+  Result<void> store(const std::vector<logs::LogEntry>& views);  // the log store or the sink
   void arm_flush();
   void flush();
 

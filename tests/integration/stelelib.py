@@ -615,6 +615,10 @@ class Agent:
                 "--metrics-interval", str(self.extra.get("metrics_interval", 10))]
         if self.extra.get("subscriptions"):
             argv += ["--subscriptions", self.extra["subscriptions"]]
+        if self.extra.get("router_port"):
+            argv += ["--router", "--router-listen", "127.0.0.1:%d" % self.extra["router_port"]]
+        if self.extra.get("docker_socket"):
+            argv += ["--docker-socket", self.extra["docker_socket"]]
         self.proc = self.h.spawn(self.name, argv)
         return self
 

@@ -147,6 +147,31 @@ http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT0'])), H).serv
 """
 
 
+class RequestLoop:
+    """Continuous load on one keep-alive-less client loop (bounded: 60 s or
+    20,000 requests): results are (status, release tag or error body)."""
+
+    def __init__(self, port, host):
+        self.port, self.host = port, host
+        self.results, self.stop_event = [], threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self):
+        deadline = time.time() + 60
+        while not self.stop_event.is_set() and time.time() < deadline and len(self.results) < 20000:
+            try:
+                status, _, body = get(self.port, self.host)
+                self.results.append((status.split(" ")[1], body.split()[2] if status.endswith("200 OK") else body))
+            except OSError as e:
+                self.results.append(("error", str(e)))
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join()
+        return self.results
+
+
 class RouterTest(SteleTestCase):
 
     def routed_app(self, server, name, instances, **spec):
@@ -248,19 +273,8 @@ class RouterTest(SteleTestCase):
         server = self.h.server()
         rport = self.routed_app(server, "roll", 2, release_tag="v1")
 
-        # Continuous load on one keep-alive-less client loop (bounded: 60 s or 20,000 requests).
-        results, stop = [], threading.Event()
-
-        def load():
-            deadline = time.time() + 60
-            while not stop.is_set() and time.time() < deadline and len(results) < 20000:
-                try:
-                    status, _, body = get(rport, "roll.localhost")
-                    results.append((status.split(" ")[1], body.split()[2] if status.endswith("200 OK") else body))
-                except OSError as e:
-                    results.append(("error", str(e)))
-        t = threading.Thread(target=load)
-        t.start()
+        loop = RequestLoop(rport, "roll.localhost")
+        results = loop.results
         try:
             time.sleep(1)
             server.api.put("/v2/apps/roll", sample_app("/roll", instances=2, release_tag="v2",
@@ -271,8 +285,7 @@ class RouterTest(SteleTestCase):
             done_at = len(results)
             time.sleep(1)
         finally:
-            stop.set()
-            t.join()
+            loop.stop()
         failed = [r for r in results if r[0] != "200"]
         tags = [r[1] for r in results if r[0] == "200"]
         print("rolling upgrade under load: %d requests, %d failed" % (len(results), len(failed)))
@@ -283,6 +296,51 @@ class RouterTest(SteleTestCase):
         after = [r[1] for r in results[done_at:]]
         self.assertGreater(len(after), 10)
         self.assertEqual(set(after), {"v2"}, "only the new release answers once the old instances are gone")
+
+    def test_agent_router_acknowledges_tables_before_instances_stop(self):
+        """`stele agent --router`: the agent runs a router fed by the server over
+        its command stream; it acknowledges each table, so a rolling upgrade
+        through it drops no request; its access records reach the server."""
+        server = self.h.server()
+        aport = stelelib.free_port()
+        self.h.agent(server, "agent", "rhost", PORTS, router_port=aport)
+        server.api.post("/v2/apps", sample_app("/edge", instances=2, release_tag="v1",
+                                               routes=[{"host": "edge.localhost"}]))
+        wait_until(lambda: len(server.api.healthy_tasks("/edge")) == 2 or None, 40, "edge healthy")
+        wait_until(lambda: get(aport, "edge.localhost")[0].startswith("HTTP/1.1 200") or None, 10,
+                   "edge routed by the agent's router")
+
+        def routers_in_sync():
+            t = server.api.get("/api/v1/routes")
+            return len(t["routers"]) == 2 and all(r["appliedVersion"] == t["version"] for r in t["routers"]) and t
+        table = wait_until(routers_in_sync, 5, "both routers acknowledging the current table")
+        self.assertEqual(sorted(r["node"] for r in table["routers"])[0], "rhost")
+        self.assertIn("127.0.0.1:%d" % aport, [r["address"] for r in table["routers"]])
+
+        loop = RequestLoop(aport, "edge.localhost")
+        results = loop.results
+        try:
+            time.sleep(1)
+            server.api.put("/v2/apps/edge", sample_app("/edge", instances=2, release_tag="v2",
+                                                        routes=[{"host": "edge.localhost"}]))
+            wait_until(lambda: not server.api.get("/api/v1/deployments")["deployments"] or None, 60, "upgrade done")
+            wait_until(lambda: all(t2["release"] == 2 for t2 in server.api.live_tasks("/edge")) or None, 30,
+                       "only r2 left")
+            time.sleep(1)
+        finally:
+            loop.stop()
+        failed = [r for r in results if r[0] != "200"]
+        print("rolling upgrade through the agent's router: %d requests, %d failed" % (len(results), len(failed)))
+        self.assertGreater(len(results), 100)
+        self.assertEqual(failed, [], "failed requests during the upgrade")
+        self.assertIn("v2", [r[1] for r in results])
+        # The agent router's access records, shipped over the forward protocol.
+        def agent_records():
+            q = urllib.parse.urlencode({"tag": "stele.edge.access", "limit": 1000})
+            rows = [json.loads(x) for x in stelelib.get_text(server.url + "/api/v1/logs?" + q).splitlines() if x]
+            return [r for r in rows if r["record"].get("node") == "rhost"] or None
+        recs = wait_until(agent_records, 20, "access records of the agent's router in the log store")
+        self.assertIn("host:edge.localhost", recs[-1]["record"]["log"])
 
     def test_kill_9_under_load_fails_at_most_the_requests_in_flight(self):
         server = self.h.server()
