@@ -462,6 +462,8 @@ struct ServerRole {
         mo.groups = creds->groups;
       }
     mo.inventory = [this] { return api::monitor_inventory(*cluster); };
+    mo.agents = [this] { return api::monitor_agents(*cluster); };
+    mo.task_running = [this](const std::string& id) { return api::monitor_task_running(*cluster, id); };
     mo.write_points = [this](std::vector<monitor::MetricPoint> points) {
       auto* m = metrics.get();
       asio::post(net::worker_pool(), [m, points = std::move(points)] {

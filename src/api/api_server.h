@@ -89,5 +89,8 @@ class ApiServer {
 // heartbeats and subscriptions, running app instances with their probe
 // targets (monitor/service.h).
 monitor::Inventory monitor_inventory(const deploy::Cluster& c);
+std::vector<monitor::AgentEntity> monitor_agents(const deploy::Cluster& c);
+// A running app instance (not being killed): what probes report on.
+bool monitor_task_running(const deploy::Cluster& c, const std::string& task_id);
 
 }  // namespace stele::api

@@ -4,11 +4,9 @@
 
 namespace stele::api {
 
-monitor::Inventory monitor_inventory(const deploy::Cluster& c) {
-  monitor::Inventory inv;
-  std::map<std::string, std::string> addresses;  // agent id -> address
+std::vector<monitor::AgentEntity> monitor_agents(const deploy::Cluster& c) {
+  std::vector<monitor::AgentEntity> out;
   for (const auto* n : c.nodes()) {
-    addresses[n->id] = n->address;
     monitor::AgentEntity a;
     a.id = n->id;
     a.entity = host_name(n->hostname);
@@ -16,10 +14,23 @@ monitor::Inventory monitor_inventory(const deploy::Cluster& c) {
     a.last_heartbeat_ms = n->last_heartbeat_ms ? n->last_heartbeat_ms : n->registered_ms;
     a.lost = n->state == "lost";
     a.connected = n->session && !a.lost;
-    inv.agents.push_back(std::move(a));
+    out.push_back(std::move(a));
   }
+  return out;
+}
+
+bool monitor_task_running(const deploy::Cluster& c, const std::string& task_id) {
+  const auto* t = c.task(task_id);
+  return t && t->kind.empty() && t->state == deploy::TaskState::Running && !t->kill_sent;
+}
+
+monitor::Inventory monitor_inventory(const deploy::Cluster& c) {
+  monitor::Inventory inv;
+  inv.agents = monitor_agents(c);
+  std::map<std::string, std::string> addresses;  // agent id -> address
+  for (const auto* n : c.nodes()) addresses[n->id] = n->address;
   for (const auto* t : c.tasks()) {
-    if (!t->kind.empty() || t->state != deploy::TaskState::Running || t->kill_sent) continue;
+    if (!monitor_task_running(c, t->id)) continue;
     monitor::TaskEntity e;
     e.task_id = t->id;
     e.app_id = t->app_id;

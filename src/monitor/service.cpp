@@ -134,10 +134,15 @@ Result<void> MonitorService::persist(std::vector<store::Write> writes, std::vect
   return {};
 }
 
+std::vector<AgentEntity> MonitorService::agents() const {
+  if (opts_.agents) return opts_.agents();
+  return opts_.inventory ? opts_.inventory().agents : std::vector<AgentEntity>{};
+}
+
 void MonitorService::bump_checks_version() {
   ++checks_version_;
-  if (!opts_.agent_changed || !opts_.inventory) return;
-  for (const auto& a : opts_.inventory().agents) opts_.agent_changed(a.id);
+  if (!opts_.agent_changed) return;
+  for (const auto& a : agents()) opts_.agent_changed(a.id);
 }
 
 Result<MonitorService::Put> MonitorService::put_check(const Json& j, const std::string& actor) {
@@ -269,10 +274,9 @@ std::vector<std::string> MonitorService::entity_subscriptions(const std::string&
 
 Json MonitorService::agent_checks(const std::string& agent_id) const {
   Json out{{"version", checks_version_}, {"checks", Json::array()}};
-  if (!opts_.inventory) return out;
-  Inventory inv = opts_.inventory();
+  std::vector<AgentEntity> all = agents();
   const AgentEntity* me = nullptr;
-  for (const auto& a : inv.agents)
+  for (const auto& a : all)
     if (a.id == agent_id) me = &a;
   if (!me) return out;
   out["entity"] = me->entity;
@@ -281,7 +285,7 @@ Json MonitorService::agent_checks(const std::string& agent_id) const {
     Json j = c;
     if (c.round_robin) {
       std::vector<std::string> members;
-      for (const auto& a : inv.agents)
+      for (const auto& a : all)
         if (a.connected && !a.lost && subscribed(c, a.subscriptions)) members.push_back(a.id);
       std::sort(members.begin(), members.end());
       auto pos = std::find(members.begin(), members.end(), agent_id);
@@ -303,9 +307,8 @@ std::vector<Json> MonitorService::take_run_requests(const std::string& agent_id)
 
 Result<size_t> MonitorService::record_agent_results(const std::string& agent_id, const Json& body) {
   const AgentEntity* agent = nullptr;
-  Inventory inv;
-  if (opts_.inventory) inv = opts_.inventory();
-  for (const auto& a : inv.agents)
+  std::vector<AgentEntity> all = agents();
+  for (const auto& a : all)
     if (a.id == agent_id) agent = &a;
   if (!agent) return fail(Error{"unknown agent '" + agent_id + "': register again", {}, 404});
   if (!body.contains("results") || !body["results"].is_array())
@@ -499,11 +502,11 @@ net::awaitable<void> MonitorService::run_handler(HandlerSpec h, std::string even
 
 void MonitorService::evaluate() {
   int64_t now = clock_.now_ms();
-  Inventory inv = opts_.inventory ? opts_.inventory() : Inventory{};
-  keepalives(inv, now);
+  keepalives(agents(), now);
   for (auto& e : states_.expire_ttl(now)) after_record(e.entity, entity_subscriptions(e.entity), e.recorded, *e.state, false);
   expire_silences(now);
-  forget_gone_entities(inv);
+  // Every task (O(tasks)) once a second, not every pass.
+  if (passes_++ % 4 == 0 && opts_.inventory) forget_gone_entities(opts_.inventory());
   for (const auto& [name, c] : checks_)
     if (c.proxy && !proxy_loops_.contains(name)) {
       proxy_loops_.insert(name);
@@ -511,10 +514,10 @@ void MonitorService::evaluate() {
     }
 }
 
-void MonitorService::keepalives(const Inventory& inv, int64_t now) {
+void MonitorService::keepalives(const std::vector<AgentEntity>& all, int64_t now) {
   int64_t timeout = opts_.agent_timeout_ms;
   std::string members;  // who is connected with what subscriptions: round robin depends on it
-  for (const auto& a : inv.agents) {
+  for (const auto& a : all) {
     if (a.connected && !a.lost) {
       members += a.id + "=";
       for (const auto& s : a.subscriptions) members += s + ",";
@@ -661,12 +664,7 @@ net::awaitable<void> MonitorService::probe_task(TaskEntity t) {
   if (!*alive) co_return;
   probing_.erase(t.task_id);
   // The task may have ended meanwhile: only record for tasks still running.
-  Inventory inv = opts_.inventory ? opts_.inventory() : Inventory{};
-  for (const auto& now : inv.tasks)
-    if (now.task_id == t.task_id) {
-      record(t.entity, task_subscriptions(t), std::move(r));
-      break;
-    }
+  if (!opts_.task_running || opts_.task_running(t.task_id)) record(t.entity, task_subscriptions(t), std::move(r));
 }
 
 net::awaitable<CheckResult> MonitorService::run_proxy(CheckSpec spec, TaskEntity t) {

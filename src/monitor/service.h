@@ -88,7 +88,9 @@ struct MonitorOptions {
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   std::vector<gid_t> groups;
-  std::function<Inventory()> inventory;
+  std::function<Inventory()> inventory;  // everything: O(tasks), called once per pass
+  std::function<std::vector<AgentEntity>()> agents;  // agents alone (agent calls); default: inventory's
+  std::function<bool(const std::string& task_id)> task_running;  // cheap; default: true
   // Perfdata points; may be called often, should not block.
   std::function<void(std::vector<MetricPoint>)> write_points;
   // An event stored by the service (with its "id").
@@ -152,7 +154,7 @@ class MonitorService {
  private:
   struct Pending;
   void evaluate();
-  void keepalives(const Inventory& inv, int64_t now);
+  void keepalives(const std::vector<AgentEntity>& agents, int64_t now);
   void expire_silences(int64_t now);
   void forget_gone_entities(const Inventory& inv);
   net::awaitable<void> probe_loop();
@@ -171,6 +173,7 @@ class MonitorService {
   Result<void> persist(std::vector<store::Write> writes, std::vector<Json> events);
   StatePolicy policy(const std::string& check) const;
   std::vector<std::string> entity_subscriptions(const std::string& entity) const;
+  std::vector<AgentEntity> agents() const;
   void bump_checks_version();
 
   boost::asio::io_context& io_;
@@ -189,6 +192,7 @@ class MonitorService {
   std::set<std::string> probing_;                                  // tasks with a probe in flight
   std::string members_;  // connected agents and their subscriptions (round robin depends on them)
   uint64_t checks_version_ = 1;
+  uint64_t passes_ = 0;  // evaluate() calls
   uint64_t next_request_ = 1;
   std::shared_ptr<bool> alive_;  // loops end when it turns false
 };
