@@ -39,7 +39,12 @@ Json render_app(const Cluster& c, const App& a) {
   const Release* rel = c.current_release(a.id);
   auto n = count_tasks(c, a.id);
   const Deployment* d = c.active_deployment(a.id);
+  // Where the current release's code came from (pushed releases only).
+  Json source = rel && !rel->ref.empty()
+                    ? Json{{"git", "/git/" + app_name(a.id) + ".git"}, {"ref", rel->ref}, {"sha", rel->sha}}
+                    : Json();
   return {{"id", a.id}, {"spec", rel ? app_spec_json(rel->spec) : Json()}, {"instances", a.instances},
+          {"source", source},
           {"release", a.current_release}, {"previousRelease", a.previous_release},
           {"tasksRunning", n.running}, {"tasksStaged", n.staged}, {"tasksHealthy", n.healthy},
           {"tasksUnhealthy", n.unhealthy}, {"deployment", d ? render_deployment(*d) : Json()},

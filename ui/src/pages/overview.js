@@ -22,6 +22,7 @@ function AppsPanel({ apps, error }) {
     { label: 'health', width: '110px', render: (a) => { const h = appHealth(a); return html`<${Badge} kind=${HEALTH_KIND[h]}>${h}</${Badge}>`; } },
     { label: 'instances', width: '150px', cls: 'num', render: (a) => html`<span title="healthy / running / staged of wanted">${a.tasksHealthy} / ${a.tasksRunning}${a.tasksStaged ? ` (+${a.tasksStaged})` : ''} of ${a.instances}</span>` },
     { label: 'release', width: '70px', cls: 'num', render: (a) => (a.release ? `r${a.release}` : '–') },
+    { label: 'source', width: 'minmax(120px,1fr)', render: (a) => (a.source ? html`<span class="mono" title=${`${a.source.git} ${a.source.ref} ${a.source.sha}`}>${(a.source.ref || '').replace(/^refs\/heads\//, '')} · ${(a.source.sha || '').slice(0, 8)}</span>` : '–') },
     { label: 'deployment', width: 'minmax(160px,2fr)', render: (a) => (a.deployment ? html`<${Badge} kind="info">${deploymentLine(a.deployment)}</${Badge}>` : a.waiting ? html`<span class="warn-text" title=${a.waiting}>waiting: ${a.waiting}</span>` : '') },
   ];
   return html`<${Panel} title=${`Apps (${(apps || []).length})`} id="apps"
