@@ -11,7 +11,9 @@ answered with `running` (a made-up pid, the assigned ports), a kill with
 
 Without --server it starts its own `stele server` (data in a temp dir). Prints the
 time to register every agent, to create the apps and until every instance runs,
-and the server's RSS. --keep leaves everything up until Ctrl-C (for the
+and the server's RSS. Its exported-port probes are off (--probe-interval 0:
+nothing listens on the simulated ports); --apps-first creates the apps before
+the agents register (much faster: see bench/README.md "dashboard_bench"). --keep leaves everything up until Ctrl-C (for the
 dashboard's benchmark); `SimCluster` is importable for tests and benches.
 """
 import argparse
@@ -178,7 +180,9 @@ class SimAgent:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            batch = self.pending[:200]
+            # A moment for more to gather: each POST costs the server a cluster tick.
+            await asyncio.sleep(0.2)
+            batch = self.pending[:500]
             status, _ = await self.conn.request("POST", "/api/v1/agent/status", {"id": self.id, "updates": batch})
             if status == 200:
                 del self.pending[:len(batch)]
@@ -217,63 +221,121 @@ def rss_mb(pid):
     return 0.0
 
 
-async def main_async(args):
-    server_proc, tmp = None, None
-    url = args.server
-    if not url:
-        tmp = tempfile.mkdtemp(prefix="stele-sim-")
-        port = stelelib.free_port()
-        url = "http://127.0.0.1:%d" % port
-        log = open(os.path.join(tmp, "server.log"), "w")
-        server_proc = subprocess.Popen([stelelib.STELE, "server", "--data-dir", os.path.join(tmp, "data"),
-                                        "--listen", "127.0.0.1:%d" % port, "--forward-listen", "off",
-                                        "--graphite-listen", "off", "--router-listen", "off",
-                                        "--agent-timeout", str(args.agent_timeout)],
-                                       stdout=log, stderr=subprocess.STDOUT)
-        api = stelelib.Api(url)
-        stelelib.wait_until(lambda: api.ping(), 15, "the server to answer")
+class Server:
+    """A `stele server` of its own, data and log in a temp dir. Exported-port
+    probes are off by default (probe_interval=0): nothing listens on the
+    simulated ports, and every probe result rebuilds the monitor's inventory of
+    all running tasks, O(tasks) per probe (bench/README.md "dashboard_bench")."""
+
+    def __init__(self, port=None, agent_timeout=60, deploy_timeout=600, probe_interval=0):
+        self.tmp = tempfile.mkdtemp(prefix="stele-sim-")
+        self.port = port or stelelib.free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = os.path.join(self.tmp, "server.log")
+        argv = [stelelib.STELE, "server", "--data-dir", os.path.join(self.tmp, "data"),
+                "--listen", "127.0.0.1:%d" % self.port, "--forward-listen", "off",
+                "--graphite-listen", "off", "--router-listen", "off",
+                "--agent-timeout", str(agent_timeout), "--deploy-timeout", str(deploy_timeout),
+                "--probe-interval", str(probe_interval)]
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self.api = stelelib.Api(self.url)
+        stelelib.wait_until(lambda: self.api.ping() or self._dead(), 15, "the server to answer")
+
+    def _dead(self):
+        if self.proc.poll() is not None:
+            raise SystemExit("stele server exited %s; see %s" % (self.proc.returncode, self.log_path))
+        return False
+
+    def stop(self, keep_tmp=False):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if not keep_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def app_spec(i, instances):
+    return {"id": "/sim/app%04d" % i, "cmd": "sleep 3600", "cpus": 0.01, "mem": 1,
+            "instances": instances, "portDefinitions": [{"port": 0}]}
+
+
+async def create_apps(api, apps, instances, parallel=4, progress=None):
+    """POST /v2/apps for /sim/app0000.. in `parallel` threads (the server
+    answers one at a time; this only hides the round trips)."""
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(parallel)
+    done = 0
+    t0 = time.time()
+
+    async def one(i):
+        nonlocal done
+        async with sem:
+            await loop.run_in_executor(None, lambda: api.call("POST", "/v2/apps", app_spec(i, instances),
+                                                                expect=(200, 201), timeout=120))
+        done += 1
+        if progress and done % 100 == 0:
+            progress("  %d apps created, %.1f s" % (done, time.time() - t0))
+    await asyncio.gather(*(one(i) for i in range(apps)))
+
+
+async def wait_running(api, want, timeout):
+    """Until `want` tasks are running; the seconds it took."""
+    loop = asyncio.get_running_loop()
+    t0 = time.time()
+    while True:
+        tasks = (await loop.run_in_executor(None, lambda: api.call("GET", "/api/v1/tasks", expect=200, timeout=60)))[1]["tasks"]
+        running = sum(1 for t in tasks if t.get("state") == "running")
+        if running >= want:
+            return time.time() - t0
+        if time.time() - t0 > timeout:
+            raise SystemExit("only %d of %d instances running after %d s" % (running, want, timeout))
+        await asyncio.sleep(2)  # /api/v1/tasks of 5,000 tasks is ~1.3 MB: polling it fast slows the launches
+
+
+async def populate(url, agents, apps, instances, timeout=600, agents_first=True, progress=print):
+    """A started SimCluster of `agents` at `url` with `apps` apps of `instances`
+    instances all running. agents_first=False creates the apps before any agent
+    registers (much faster: each create costs a cluster tick over every task)."""
     api = stelelib.Api(url)
-    try:
-        cluster = SimCluster(url, args.agents)
-        t0 = time.time()
+    cluster = SimCluster(url, agents)
+    t0 = time.time()
+    if agents_first:
         await cluster.start()
-        t_reg = time.time() - t0
-        print("registered %d simulated agents in %.2f s" % (args.agents, t_reg), flush=True)
-        t1 = time.time()
-        loop = asyncio.get_running_loop()
-        for i in range(args.apps):
-            spec = {"id": "/sim/app%04d" % i, "cmd": "sleep 3600", "cpus": 0.01, "mem": 1,
-                    "instances": args.instances, "portDefinitions": [{"port": 0}]}
-            await loop.run_in_executor(None, lambda s=spec: api.post("/v2/apps", s))
-            if (i + 1) % 100 == 0:
-                print("  %d apps created, %.1f s" % (i + 1, time.time() - t1), flush=True)
-        t_create = time.time() - t1
-        want = args.apps * args.instances
-        while True:
-            tasks = (await loop.run_in_executor(None, lambda: api.get("/api/v1/tasks")))["tasks"]
-            running = sum(1 for t in tasks if t.get("state") == "running")
-            if running >= want:
-                break
-            if time.time() - t1 > args.timeout:
-                raise SystemExit("only %d of %d instances running after %d s" % (running, want, args.timeout))
-            await asyncio.sleep(0.5)
-        t_run = time.time() - t1
-        print("created %d apps in %.2f s; all %d instances running %.2f s after the first create" %
-              (args.apps, t_create, want, t_run), flush=True)
-        if server_proc:
-            print("server RSS %.0f MB" % rss_mb(server_proc.pid), flush=True)
+        progress("registered %d simulated agents in %.2f s" % (agents, time.time() - t0))
+    t1 = time.time()
+    await create_apps(api, apps, instances, progress=progress)
+    t_create = time.time() - t1
+    if not agents_first:
+        await cluster.start()
+    await wait_running(api, apps * instances, timeout)
+    progress("created %d apps in %.2f s; all %d instances running %.2f s after the first create" %
+             (apps, t_create, apps * instances, time.time() - t1))
+    return cluster
+
+
+async def main_async(args):
+    server = None if args.server else Server(agent_timeout=args.agent_timeout, probe_interval=args.probe_interval)
+    url = args.server or server.url
+    try:
+        cluster = await populate(url, args.agents, args.apps, args.instances, args.timeout,
+                                 agents_first=not args.apps_first, progress=lambda m: print(m, flush=True))
+        if server:
+            print("server RSS %.0f MB" % rss_mb(server.proc.pid), flush=True)
         if args.keep:
             print("keeping the cluster up at %s until Ctrl-C" % url, flush=True)
             stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGINT, stop.set)
             loop.add_signal_handler(signal.SIGTERM, stop.set)
             await stop.wait()
         await cluster.stop()
     finally:
-        if server_proc:
-            server_proc.terminate()
-            server_proc.wait(10)
-            shutil.rmtree(tmp, ignore_errors=True)
+        if server:
+            server.stop()
 
 
 def main():
@@ -284,6 +346,9 @@ def main():
     p.add_argument("--instances", type=int, default=10)
     p.add_argument("--agent-timeout", type=int, default=60)
     p.add_argument("--timeout", type=int, default=600, help="seconds to wait for every instance to run")
+    p.add_argument("--probe-interval", type=float, default=0,
+                   help="the server's exported-port probes, seconds (default 0 = off: nothing listens)")
+    p.add_argument("--apps-first", action="store_true", help="create the apps before the agents register")
     p.add_argument("--keep", action="store_true", help="stay up until Ctrl-C")
     args = p.parse_args()
     asyncio.run(main_async(args))

@@ -8,7 +8,7 @@
 // STELE_NEW_RELEASE (the new one serves STELE_NEW_MARKER), STELE_UI_ARTIFACTS
 // (screenshot dir), CHROMIUM (default /usr/bin/chromium), STELE_UI_STEPS (a
 // regex: run only the steps whose names match, when working on the UI).
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,13 +49,7 @@ async function pageOf(task) {
 }
 
 const userDir = mkdtempSync(join(tmpdir(), 'stele-ui-chromium-'));
-const context = await chromium.launchPersistentContext(userDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-  viewport: { width: 1440, height: 900 },
-});
+const context = await launchChromium(userDir);
 const page = context.pages()[0] || await context.newPage();
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
