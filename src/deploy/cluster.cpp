@@ -428,8 +428,11 @@ int64_t Cluster::now_ms() const { return s_->now(); }
 
 std::vector<const Task*> Cluster::tasks(const std::string& app_id) const {
   std::vector<const Task*> out;
-  for (auto& [id, t] : s_->tasks)
-    if (app_id.empty() || t.app_id == app_id) out.push_back(&t);
+  if (app_id.empty()) {
+    for (auto& [id, t] : s_->tasks) out.push_back(&t);
+    return out;
+  }
+  for_app_tasks(s_->tasks, app_id, [&](const Task& t) { out.push_back(&t); });
   return out;
 }
 

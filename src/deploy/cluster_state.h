@@ -7,9 +7,22 @@
 #include <map>
 #include <set>
 
+#include "common/names.h"
 #include "deploy/cluster.h"
 
 namespace stele::deploy {
+
+// Calls f on each live task of one app. Every task id starts with "<app
+// name>-r" (names.h task_id, and the pipeline's step ids), so this walks one
+// range of the id-ordered map instead of every task; apps whose names extend
+// that prefix are filtered out by app_id.
+template <class Tasks, class F>
+void for_app_tasks(Tasks& tasks, const std::string& app_id, F&& f) {
+  std::string prefix = app_name(app_id) + "-r";
+  for (auto it = tasks.lower_bound(prefix); it != tasks.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+    if (it->second.app_id == app_id) f(it->second);
+}
+
 
 // "<app name>-r<release>.<kind>.<launch>": the id of a pipeline task.
 std::string step_task_id(const std::string& app_id, int64_t release, const std::string& kind, int launch);

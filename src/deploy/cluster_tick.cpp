@@ -113,11 +113,11 @@ void Cluster::State::reconcile_app(App& app, Tx& tx) {
   in.target = app.instances;
   in.minimum_health_capacity = rel->spec.upgrade_strategy.minimum_health_capacity;
   in.maximum_over_capacity = rel->spec.upgrade_strategy.maximum_over_capacity;
-  for (auto& [id, t] : tasks) {
-    if (t.app_id != app.id || !t.kind.empty()) continue;
+  for_app_tasks(tasks, app.id, [&](Task& t) {
+    if (!t.kind.empty()) return;
     in.tasks.push_back(PlanTask{t.id, t.seq, t.release == app.current_release && t.generation == app.generation,
                                 t.healthy(), t.kill_sent});
-  }
+  });
   UpgradePlan plan = plan_upgrade(in);
   for (const auto& id : plan.kill) {
     Task& t = tasks[id];

@@ -301,3 +301,20 @@ TEST_F(ClusterTest, DrainEndsAtItsTimeoutWhenRoutersDoNotCatchUp) {
   cluster_->tick();
   EXPECT_TRUE(kill_queued(*cluster_, old_id));
 }
+
+// An app's tasks are found by its id prefix in the ordered task map: an app
+// whose name extends another's ("/web-r2" beside "/web") must not leak in.
+TEST_F(ClusterTest, TasksOfAnAppExcludeAppsWhoseNamesExtendIt) {
+  add_agent("a1", "host1", /*cpus=*/8);
+  ASSERT_TRUE(cluster_->create_app(web_spec(2), "test"));
+  AppSpec other = web_spec(3);
+  other.id = "/web-r2";
+  ASSERT_TRUE(cluster_->create_app(other, "test"));
+  converge();
+  EXPECT_EQ(running("/web"), 2);
+  EXPECT_EQ(running("/web-r2"), 3);
+  for (auto* t : cluster_->tasks("/web")) EXPECT_EQ(t->app_id, "/web") << t->id;
+  EXPECT_EQ(cluster_->tasks("/web").size(), 2u);
+  EXPECT_EQ(cluster_->tasks("/web-r2").size(), 3u);
+  EXPECT_EQ(cluster_->tasks().size(), 5u);
+}
