@@ -98,8 +98,10 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
           if (!frame.empty() && !co_await w.write(std::move(frame))) co_return;
         }
         if (s.agent_routers.contains(agent) && s.routes_version != routes_sent) {
-          Json table = s.route_table();
-          routes_sent = table.value("version", uint64_t(0));
+          // The table the server computes every 200 ms (feed_router), not a
+          // recomputation per agent stream.
+          Json table = s.routes_doc;
+          table["version"] = routes_sent = s.routes_version;
           std::string frame = net::format_sse(net::SseEvent{"", "routes", table.dump()});
           if (!co_await w.write(std::move(frame))) co_return;
         }

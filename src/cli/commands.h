@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/api_client.h"
+#include "cli/table.h"
 
 namespace stele::cli {
 
@@ -87,6 +88,10 @@ Result<LoadedSpec> load_spec_file(const std::string& path);
 
 // Prints format_error(e) to stderr; returns the exit code for failures (1).
 int report(const Error& e);
+// GETs `path`, then prints the raw answer (--json) or the table `view` makes
+// of its `key` list, or `empty_note` when the list is empty.
+int show_list(const ApiClient& api, const std::string& path, const char* key,
+              const std::function<Table(const Json&)>& view, const std::string& empty_note);
 // One compact JSON document per line on stdout, flushed (for pipes).
 void print_json(const Json& j);
 // One line on stdout, flushed.

@@ -14,16 +14,6 @@ namespace {
 
 int64_t now_ms() { return SystemClock().now_ms(); }
 
-int print_table(const ApiClient& api, const Result<Json>& r, const Table& t, const std::string& empty_note) {
-  if (!r) return report(r.error());
-  if (api.options().json) {
-    print_json(*r);
-    return 0;
-  }
-  std::cout << (t.empty() ? empty_note + "\n" : t.render()) << std::flush;
-  return 0;
-}
-
 // A JSON document from a file, or stdin for "-".
 Result<Json> read_doc(const std::string& path) {
   std::string text;
@@ -81,8 +71,7 @@ void add_definition_verbs(ClientCommand& parent, const std::shared_ptr<GlobalFla
   });
   auto& list = add_verb(parent, flags, "list", {"List the " + plural, "", "  stele " + kind + " list --json"});
   list.set_runner([path, plural, table](const ApiClient& api) {
-    auto r = api.get(path);
-    return print_table(api, r, r ? table(field(*r, plural.c_str())) : Table({}), "No " + plural + " defined.");
+    return show_list(api, path, plural.c_str(), table, "No " + plural + " defined.");
   });
   if (show) {
     auto name = std::make_shared<std::string>();
@@ -133,9 +122,8 @@ void add_checks_verb(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) 
     std::string q = "/api/v1/checks/status?failing=" + std::string(a->failing ? "1" : "0");
     if (!a->check.empty()) q += "&check=" + net::percent_encode(a->check);
     if (!a->entity.empty()) q += "&entity=" + net::percent_encode(a->entity);
-    auto r = api.get(q);
-    return print_table(api, r, r ? check_states_table(field(*r, "states"), now_ms()) : Table({}),
-                       a->failing ? "Nothing failing." : "No check results yet.");
+    return show_list(api, q, "states", [](const Json& j) { return check_states_table(j, now_ms()); },
+                     a->failing ? "Nothing failing." : "No check results yet.");
   });
 }
 
@@ -226,8 +214,8 @@ void add_silence_verb(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags)
   add_definition_verbs(c, flags, "silence", "/api/v1/silences",
                        [](const Json& j) { return silences_table(j, now_ms()); }, false, "silence.json");
   c.set_runner([](const ApiClient& api) {
-    auto r = api.get("/api/v1/silences");
-    return print_table(api, r, r ? silences_table(field(*r, "silences"), now_ms()) : Table({}), "No silences.");
+    return show_list(api, "/api/v1/silences", "silences", [](const Json& j) { return silences_table(j, now_ms()); },
+                     "No silences.");
   });
 }
 

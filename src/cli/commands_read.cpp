@@ -12,21 +12,6 @@ namespace {
 
 int64_t now_ms() { return SystemClock().now_ms(); }
 
-// GETs `path`, then prints the raw answer (--json) or the table `view` makes
-// of its `key` list, or `empty_note` when the list is empty.
-int show_list(const ApiClient& api, const std::string& path, const char* key,
-              const std::function<Table(const Json&)>& view, const std::string& empty_note) {
-  auto r = api.get(path);
-  if (!r) return report(r.error());
-  if (api.options().json) {
-    print_json(*r);
-    return 0;
-  }
-  Table t = view(field(*r, key));
-  std::cout << (t.empty() ? empty_note + "\n" : t.render()) << std::flush;
-  return 0;
-}
-
 int show_app(const ApiClient& api, const std::string& id) {
   auto r = api.get(app_path(id));
   if (!r) return report(r.error());
@@ -162,6 +147,19 @@ void add_deployments(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) 
 }
 
 }  // namespace
+
+int show_list(const ApiClient& api, const std::string& path, const char* key,
+              const std::function<Table(const Json&)>& view, const std::string& empty_note) {
+  auto r = api.get(path);
+  if (!r) return report(r.error());
+  if (api.options().json) {
+    print_json(*r);
+    return 0;
+  }
+  Table t = view(field(*r, key));
+  std::cout << (t.empty() ? empty_note + "\n" : t.render()) << std::flush;
+  return 0;
+}
 
 void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   add_apps(root, flags);
