@@ -93,7 +93,9 @@ awaitable<void> Proxy::Impl::sweep_loop() {
     sweep_timer.expires_after(opts.sweep_interval);
     co_await sweep_timer.async_wait(asio::redirect_error(use_awaitable, ec));
     if (stopped) break;
-    sweep(SteadyClock::now());
+    SteadyClock::time_point now = SteadyClock::now();
+    sweep(now);
+    if (pending_version && now >= drain_deadline) acknowledge_pending();
   }
 }
 
@@ -173,23 +175,46 @@ void Proxy::Impl::release(std::unique_ptr<UpstreamConn> c) {
   idle.push_back(std::move(c));
 }
 
-UpstreamLoad& Proxy::Impl::load_of(std::string_view addr, std::string_view task) {
+StringMap<UpstreamLoad>::value_type& Proxy::Impl::load_entry(std::string_view addr, std::string_view task) {
   auto it = load.find(addr);
   if (it == load.end()) it = load.emplace(std::string(addr), UpstreamLoad{0, std::string(task)}).first;
-  return it->second;
+  return *it;
 }
 
 void Proxy::Impl::apply_table(std::shared_ptr<const RouteTable> t) {
   std::unordered_set<std::string_view> live;
   for (const auto& [id, list] : t->apps())
     for (const Instance& in : list)
-      for (const std::string& a : in.addrs) live.insert(a);
-  // Instances gone from the table get no new requests: close their idle
-  // connections now rather than at the pool timeout.
+      if (in.healthy)
+        for (const std::string& a : in.addrs) live.insert(a);
+  // Instances gone from the table, or in it but not healthy (draining, being
+  // stopped), get no new requests: close their idle connections now rather
+  // than at the pool timeout.
   std::erase_if(pool, [&](const auto& kv) { return !live.count(kv.first); });
   std::erase_if(load, [&](const auto& kv) { return kv.second.in_flight == 0 && !live.count(kv.first); });
   table = std::move(t);
-  applied_version.store(table->version(), std::memory_order_release);
+  // What is left of `load` out of the pool has requests in flight: the new
+  // version is acknowledged once they end, so the server stops those
+  // instances only after their last answer.
+  draining.clear();
+  for (const auto& [addr, l] : load)
+    if (!live.count(addr)) draining.push_back(addr);
+  if (!pending_version) drain_deadline = SteadyClock::now() + opts.drain_ack_timeout;
+  pending_version = table->version();
+  if (draining.empty()) acknowledge_pending();
+}
+
+void Proxy::Impl::request_ended(std::string_view addr) {
+  if (!pending_version) return;
+  std::erase(draining, addr);
+  if (draining.empty()) acknowledge_pending();
+}
+
+void Proxy::Impl::acknowledge_pending() {
+  if (!pending_version) return;
+  draining.clear();  // entries at zero go at the next table
+  applied_version.store(pending_version, std::memory_order_release);
+  pending_version = 0;
 }
 
 void Proxy::Impl::stop() {

@@ -85,6 +85,9 @@ struct ProxyOptions {
   // without one (TLS terminated in front of the router).
   uint16_t https_port = 0;
   std::chrono::milliseconds cert_check_interval{2'000};  // TLS certificate files re-read
+  // A table that removes instances is acknowledged (applied_version) once
+  // the requests in flight to them have finished, or after this long.
+  std::chrono::milliseconds drain_ack_timeout{4'000};
 };
 
 // Counters since start, for `stele routes` and metrics.
@@ -122,8 +125,10 @@ class Proxy {
   // are untouched. Idle pooled connections to instances absent from the new
   // table are closed. Any thread.
   void set_table(RouteTable table);
-  // Version of the table in use (0 before the first). Any thread. The
-  // server's drain handshake waits for every router to report a version.
+  // Version of the table in use (0 before the first) once no request is in
+  // flight to an instance an applied table removed (or drain_ack_timeout
+  // passed): the server's drain handshake waits for every router to report
+  // a version before it stops the instances it took out. Any thread.
   uint64_t applied_version() const;
 
   // Called on the io thread once per answered request.

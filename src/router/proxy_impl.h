@@ -115,6 +115,11 @@ struct Proxy::Impl : std::enable_shared_from_this<Proxy::Impl> {
   std::shared_ptr<std::atomic<bool>> certs_reloading = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<const RouteTable> table;
   std::atomic<uint64_t> applied_version{0};
+  // A table applied while requests were in flight to instances it removed:
+  // its version, reported once `draining` empties or at drain_deadline.
+  uint64_t pending_version = 0;
+  std::vector<std::string> draining;
+  SteadyClock::time_point drain_deadline;
   AccessLogFn access_log;
   ProxyStats stats;
   StringMap<std::vector<std::unique_ptr<UpstreamConn>>> pool;
@@ -132,6 +137,10 @@ struct Proxy::Impl : std::enable_shared_from_this<Proxy::Impl> {
   uint16_t https_port() const;
   void sweep(SteadyClock::time_point now);
   void apply_table(std::shared_ptr<const RouteTable> t);
+  // Called when the last request in flight to `addr` ends; acknowledges a pending table
+  // version once nothing it removed has requests in flight.
+  void request_ended(std::string_view addr);
+  void acknowledge_pending();
   void stop();
 
   void link(Deadline& d);
@@ -141,7 +150,8 @@ struct Proxy::Impl : std::enable_shared_from_this<Proxy::Impl> {
   std::unique_ptr<UpstreamConn> take_pooled(std::string_view addr);
   // Returns a connection whose last exchange ended cleanly to the pool.
   void release(std::unique_ptr<UpstreamConn> c);
-  UpstreamLoad& load_of(std::string_view addr, std::string_view task);
+  // The in-flight count of addr, created at zero for task.
+  StringMap<UpstreamLoad>::value_type& load_entry(std::string_view addr, std::string_view task);
 };
 
 // Runs one client connection to its end (session.cpp): plain, or TLS with

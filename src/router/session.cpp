@@ -29,13 +29,19 @@ enum class ResponseRead : uint8_t { kOk, kClosedEarly, kBroken, kTimeout, kBad }
 // Holds one in-flight request against an upstream's count.
 class InFlight {
  public:
-  explicit InFlight(UpstreamLoad& l) : load_(l) { ++load_.in_flight; }
-  ~InFlight() { --load_.in_flight; }
+  InFlight(Proxy::Impl& p, std::string_view addr, std::string_view task) : p_(p), entry_(p.load_entry(addr, task)) {
+    ++entry_.second.in_flight;
+  }
+  // The entry outlives the count: entries are erased only at zero.
+  ~InFlight() {
+    if (--entry_.second.in_flight == 0) p_.request_ended(entry_.first);
+  }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
 
  private:
-  UpstreamLoad& load_;
+  Proxy::Impl& p_;
+  StringMap<UpstreamLoad>::value_type& entry_;
 };
 
 // "http://host/x?y" -> authority "host", origin form "/x?y"; false for
@@ -333,9 +339,10 @@ class Session {
 
   // Sends the request (head from out_, body from the client) and reads the
   // response head into resp_. An idempotent request without a body whose
-  // upstream closed before any answer is sent once more: on a new connection
-  // to the same instance when the dead one came from the pool (the instance
-  // merely closed an idle connection), else to another instance (this one is
+  // upstream closed before any answer is sent again, up to
+  // max_connect_attempts more times: first on a new connection to the same
+  // instance when the dead one came from the pool (the instance merely
+  // closed an idle connection), then to instances not tried yet (this one is
   // likely going away, as nginx's proxy_next_upstream does for GET).
   awaitable<ResponseRead> exchange(std::unique_ptr<UpstreamConn>& up, const Route& route, const Instance*& inst,
                                    bool reused, Xfer& sent) {
@@ -345,7 +352,11 @@ class Session {
       bool ok = co_await write_all(client(), "HTTP/1.1 100 Continue\r\n\r\n", o.idle_timeout);
       if (!ok) co_return ResponseRead::kBroken;
     }
-    for (int attempt = 0;; ++attempt) {
+    std::array<const Instance*, 16> tried{inst};
+    size_t ntried = 1;
+    size_t resends = 0;
+    const size_t max_resends = std::min(o.max_connect_attempts, tried.size() - 1);
+    for (;;) {
       BodyPlan plan{info_.body, info_.length, o.max_body_bytes, o.idle_timeout, 64 * 1024};
       uint64_t moved = 0;
       sent = co_await forward_body(client(), side_of(*up), plan, out_, moved);
@@ -353,21 +364,28 @@ class Session {
       if (sent != Xfer::kDone && sent != Xfer::kWriteFailed) co_return ResponseRead::kBroken;
       ResponseRead r = co_await read_response_head(*up);
       bool stale = r == ResponseRead::kClosedEarly || (sent == Xfer::kWriteFailed && r != ResponseRead::kOk);
-      if (!(stale && replayable && attempt == 0)) co_return r;
-      const Instance* next = inst;
-      if (!reused) {
-        std::array<const Instance*, 1> tried{inst};
-        next = table_->pick(route, tried, route.balance == Balance::kLeastConn ? load_fn_ : RouteTable::LoadFn());
-        if (!next) co_return r;
+      if (!stale || !replayable) co_return r;
+      // Find a connection for the resend; a refused connect moves on too.
+      up.reset();
+      while (!up) {
+        if (resends == max_resends) co_return r;
+        ++resends;
+        const Instance* next = inst;
+        if (!reused) {
+          std::span<const Instance* const> exclude(tried.data(), ntried);
+          next = table_->pick(route, exclude, route.balance == Balance::kLeastConn ? load_fn_ : RouteTable::LoadFn());
+          if (!next) co_return r;
+          tried[ntried++] = next;
+        }
+        reused = false;
+        ++p_.stats.retries;
+        int status = 0;
+        std::string cause;
+        up = co_await connect(*next, route.port_index, status, cause);
+        inst = next;
+        upstream_ = inst->addrs[route.port_index];
+        task_ = inst->task;
       }
-      ++p_.stats.retries;
-      int status = 0;
-      std::string cause;
-      up = co_await connect(*next, route.port_index, status, cause);
-      if (!up) co_return ResponseRead::kClosedEarly;
-      inst = next;
-      upstream_ = inst->addrs[route.port_index];
-      task_ = inst->task;
     }
   }
 
@@ -382,7 +400,7 @@ class Session {
     if (!up) co_return co_await refuse(status, cause);
     upstream_ = inst->addrs[route.port_index];
     task_ = inst->task;
-    InFlight counted(p_.load_of(upstream_, task_));
+    InFlight counted(p_, upstream_, task_);
     ForwardedFor fwd{peer_, host_, kTls};
     write_upstream_head(req_, info_, target, fwd, out_);
     buf_.consume(req_.head_len);

@@ -364,14 +364,73 @@ TEST(Proxy, TableSwapKeepsInFlightRequestsAndMovesNewOnes) {
   int keep = connect_to(h.port);  // a client connection that outlives the swap
   auto slow = std::async(std::launch::async, [&] { return fetch(h.port, get("web.localhost", "/slow")).body; });
   while (old_b.active == 0) std::this_thread::sleep_for(1ms);
-  h.set_table(web_table(2, {instance("old", old_b.port, false), instance("new", new_b.port)}));
-  EXPECT_EQ(h.proxy.applied_version(), 2u);
+  h.proxy.set_table(web_table(2, {instance("old", old_b.port, false), instance("new", new_b.port)}));
   EXPECT_EQ(fetch(h.port, get("web.localhost", "/")).body, "new");
   send_all(keep, get("web.localhost", "/"));
   std::string buf;
   EXPECT_EQ(read_response(keep, buf).body, "new");
   ::close(keep);
   EXPECT_EQ(slow.get(), "old");
+}
+
+// The drain handshake: a table that takes an instance out of the pool is
+// acknowledged only once the request in flight to it has its answer, so the
+// server stops the instance after it -- and at the latest after
+// drain_ack_timeout, so a hanging request cannot hold every deploy.
+TEST(Proxy, TableTakingAnInstanceOutIsAcknowledgedAfterItsLastRequest) {
+  Backend old_b("old", [](const Message& m) {
+    if (m.target == "/hang") return Reply{"", Reply::Mode::kHang};
+    return Reply{ok_response("old"), Reply::Mode::kNormal, 600ms};
+  });
+  Backend new_b("new");
+  ProxyOptions o = fast_options();
+  o.response_timeout = 5s;
+  o.drain_ack_timeout = 1500ms;
+  ProxyHarness h(o);
+  h.set_table(web_table(1, {instance("old", old_b.port), instance("new", new_b.port)}));
+  h.set_table(web_table(2, {instance("old", old_b.port)}));
+  auto slow = std::async(std::launch::async, [&] { return fetch(h.port, get("web.localhost", "/slow")).body; });
+  while (old_b.active == 0) std::this_thread::sleep_for(1ms);
+  h.proxy.set_table(web_table(3, {instance("old", old_b.port, false), instance("new", new_b.port)}));
+  // New requests move at once; the acknowledgement waits for "/slow".
+  EXPECT_EQ(fetch(h.port, get("web.localhost", "/")).body, "new");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(h.proxy.applied_version(), 2u);
+  EXPECT_EQ(slow.get(), "old");
+  for (int i = 0; i < 500 && h.proxy.applied_version() != 3; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(h.proxy.applied_version(), 3u);
+
+  // A request that never ends holds the acknowledgement drain_ack_timeout.
+  h.set_table(web_table(4, {instance("old", old_b.port)}));
+  auto hung = std::async(std::launch::async, [&] { return fetch(h.port, get("web.localhost", "/hang")).status; });
+  while (old_b.requests().size() < 2) std::this_thread::sleep_for(1ms);
+  auto start = std::chrono::steady_clock::now();
+  h.proxy.set_table(web_table(5, {instance("new", new_b.port)}));
+  while (h.proxy.applied_version() != 5 && std::chrono::steady_clock::now() - start < 5s)
+    std::this_thread::sleep_for(5ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(h.proxy.applied_version(), 5u);
+  EXPECT_GE(took, 1400ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(hung.get(), 504);
+}
+
+// An instance going away closes a pooled connection just as a request is
+// sent on it and refuses the next: the GET is resent, first to the same
+// instance on a new connection, then to another, and the client sees 200.
+TEST(Proxy, StaleConnectionToADyingInstanceIsResentElsewhere) {
+  auto served = std::make_shared<std::atomic<int>>(0);
+  Backend dying("dying", [served](const Message&) {
+    if (served->fetch_add(1) == 0) return Reply{ok_response("dying")};
+    return Reply{"", Reply::Mode::kCloseSilently};
+  });
+  Backend live("live");
+  ProxyHarness h;
+  h.set_table(web_table(1, {instance("dying", dying.port), instance("live", live.port)}));
+  int ok = 0;
+  for (int i = 0; i < 6; ++i) ok += fetch(h.port, get("web.localhost", "/")).status == 200;
+  EXPECT_EQ(ok, 6);
+  EXPECT_GE(served->load(), 3);  // the dying instance did get the resends
 }
 
 TEST(Proxy, HttpsRedirectPerRoute) {
