@@ -30,13 +30,14 @@
 #include "agent/cgroups.h"
 #include "agent/executor_io.h"
 #include "agent/task_runner.h"
+#include "launch_support.h"
 
 extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using namespace stele::bench;
 using stele::TaskStatus;
 
 struct Options {
@@ -46,9 +47,7 @@ struct Options {
 
 Options parse_options(int argc, char** argv) {
   Options o;
-  std::error_code ec;
-  fs::path self = std::strchr(argv[0], '/') ? fs::path(argv[0]) : fs::read_symlink("/proc/self/exe", ec);
-  o.stele = (self.parent_path() / "stele").string();
+  o.stele = stele_next_to(argv[0]);
   bool ok = argc % 2 == 1;
   for (int i = 1; ok && i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -59,10 +58,6 @@ Options parse_options(int argc, char** argv) {
   if (ok && o.launches >= 1) return o;
   std::fprintf(stderr, "usage: %s [--launches N] [--stele PATH]\n", argv[0]);
   std::exit(2);
-}
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
 // One TaskRunner in its own data dir and cgroup parent, and its samples.
@@ -84,18 +79,6 @@ struct Bench {
   double running_ms = -1;  // launch() -> its "running" reached on_status
   std::optional<TaskStatus> end;
 };
-
-// Runs the io_context until pred() holds or `seconds` pass.
-void pump(boost::asio::io_context& io, const std::function<bool()>& pred, double seconds) {
-  auto end = Clock::now() + std::chrono::duration<double>(seconds);
-  while (!pred() && Clock::now() < end) {
-    io.restart();
-    auto t = Clock::now();
-    // Blocks in epoll while there is work; without work it returns at once.
-    if (io.run_for(std::chrono::milliseconds(5)) == 0 && Clock::now() - t < std::chrono::milliseconds(1))
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
 
 void on_status(Bench& b, const TaskStatus& s) {
   if (s.task_id != b.id) return;
@@ -152,35 +135,6 @@ double spawn_true_ms() {
   return ms_since(t0);
 }
 
-// Children of this process (executors are re-parented here), zombies too if asked.
-std::vector<pid_t> children(bool with_zombies) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    pid_t pid = std::atoi(e.path().filename().c_str());
-    auto stat = pid > 0 ? stele::read_file(e.path().string() + "/stat") : std::nullopt;
-    auto close = stat ? stat->rfind(')') : std::string::npos;
-    char state = 0;
-    int ppid = 0;
-    if (close == std::string::npos || std::sscanf(stat->c_str() + close + 1, " %c %d", &state, &ppid) != 2) continue;
-    if (ppid == ::getpid() && (with_zombies || state != 'Z')) out.push_back(pid);
-  }
-  return out;
-}
-
-// Lets the executors exit by themselves (acked, or the standby's socket
-// closed), then SIGKILLs by pid whatever is left, and reaps all.
-void stop_children() {
-  auto end = Clock::now() + std::chrono::seconds(2);
-  while (!children(false).empty() && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  for (int sweep = 0; sweep < 5; ++sweep) {
-    auto pids = children(true);
-    if (pids.empty()) break;
-    for (pid_t p : pids) ::kill(p, SIGKILL);
-    for (pid_t p : pids) ::waitpid(p, nullptr, 0);
-  }
-}
-
 // SIGKILLs what is left in the task cgroups and removes them and their parent.
 void remove_cgroups(const std::string& parent) {
   stele::CgroupFs cgroups = stele::CgroupFs::detect();
@@ -218,18 +172,6 @@ bool run(Bench& b, int launches) {
     b.spawn_ms.push_back(spawn_true_ms());
   }
   return true;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-void print_stats(const char* what, std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  double p90 = v[size_t(std::ceil(0.9 * double(v.size()))) - 1];
-  std::printf("  %-30s median %6.2f ms   min-max %6.2f-%-7.2f  p90 %6.2f\n", what, median(v), v.front(), v.back(), p90);
 }
 
 void report(const Bench& b) {
