@@ -134,6 +134,10 @@ void Agent::Impl::start_health(const TaskStatus& st) {
   target.env = spec->env;
   target.sandbox = runner.sandbox_dir(st.task_id);
   target.user = spec->user.value_or(opts.task_user);
+  if (containerizer_of(*spec) == "docker") {
+    target.container = container_name(st.task_id);
+    target.docker_socket = opts.docker_socket;
+  }
   target.started_ms = st.started_ms ? st.started_ms : clock.now_ms();
   std::string id = st.task_id;
   auto h = std::make_unique<TaskHealth>(
@@ -235,6 +239,41 @@ docker::EngineOptions Agent::Impl::docker_engine_options() const {
   eo.socket_path = opts.docker_socket;
   eo.timeout = std::chrono::seconds(5);
   return eo;
+}
+
+// The server's list of images whose releases retention collected: each is
+// removed from this agent's engine once (an image a container still uses
+// is refused by the engine and tried again with the next list).
+void Agent::Impl::on_collected_images(const std::string& data) {
+  auto j = parse_json(data);
+  if (!j || !j->contains("collected") || !(*j)["collected"].is_array()) {
+    spdlog::warn("docker: bad images event from the server: {}", j ? "no \"collected\" list" : j.error().message);
+    return;
+  }
+  if (!docker_unavailable.empty()) return;
+  std::vector<std::string> todo;
+  for (const auto& id : (*j)["collected"])
+    if (id.is_string() && !images_removed.count(id.get<std::string>())) todo.push_back(id.get<std::string>());
+  if (todo.empty()) return;
+  asio::co_spawn(io, remove_images(std::move(todo)), asio::detached);
+}
+
+net::awaitable<void> Agent::Impl::remove_images(std::vector<std::string> ids) {
+  auto job = [eo = docker_engine_options(), ids] {
+    std::vector<std::pair<std::string, Result<void>>> done;
+    docker::Engine engine(eo);
+    for (const auto& id : ids) done.emplace_back(id, engine.remove_image(id, false));
+    return done;
+  };
+  auto done = co_await net::offload(workers, std::move(job));
+  for (const auto& [id, r] : done) {
+    if (!r && r.error().code != 404) {
+      spdlog::info("docker: image {} of a collected release stays for now: {}", id, r.error().message);
+      continue;
+    }
+    images_removed.insert(id);
+    if (r) spdlog::info("docker: removed image {} (its release was collected)", id);
+  }
 }
 
 void Agent::Impl::log_removed_orphans(const std::vector<std::string>& tasks) {
@@ -370,6 +409,7 @@ net::awaitable<void> Agent::Impl::command_loop(int my_session) {
       last_contact_ms = clock.now_ms();
       if (e.event == "command") handle_command(e.data);
       if (e.event == "routes") on_routes(e.data);
+      if (e.event == "images") on_collected_images(e.data);
       if ((e.event == "checks" || e.event == "check-run") && checks) {
         auto j = parse_json(e.data);
         if (!j) spdlog::warn("checks: bad {} event from the server: {}", e.event, j.error().message);

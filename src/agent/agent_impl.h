@@ -100,6 +100,9 @@ struct Agent::Impl {
   std::string heartbeat_body() const;
   uint64_t router_version = 0;  // the route table version this host's router runs
   void on_routes(const std::string& data);
+  void on_collected_images(const std::string& data);
+  net::awaitable<void> remove_images(std::vector<std::string> ids);
+  std::set<std::string> images_removed;  // collected images this agent's engine no longer has
   std::string status_body(Json batch) const;
   net::awaitable<void> heartbeat_loop(int my_session);
   net::awaitable<void> command_loop(int my_session);
@@ -115,12 +118,17 @@ struct Agent::Impl {
   LaunchSpec launch_spec(const Json& cmd, const AppSpec& spec) const;
   std::function<Result<std::string>()> tree_work(const std::string& slug, const std::string& app_dir,
                                                 const std::string& user, const std::optional<StepSpec>& step) const;
-  net::awaitable<void> prepare_and_launch(LaunchSpec ls, std::string artifact, std::optional<StepSpec> step);
+  net::awaitable<void> prepare_and_launch(LaunchSpec ls, std::string artifact, std::string image,
+                                          std::optional<StepSpec> step);
+  // The engine has `image`, or it is loaded from the saved image `artifact`
+  // (fetched by digest) and its id checked.
+  net::awaitable<Result<void>> ensure_image(std::string image, std::string artifact, std::string task_id);
   void track_step(const std::string& id, const StepSpec& spec, double kill_grace_seconds);
   bool on_step_status(const TaskStatus& st);
   net::awaitable<void> step_timeout(std::string id, int64_t started_ms, double seconds, double grace);
   net::awaitable<void> finish_step(TaskStatus st);
   net::awaitable<Json> upload_build(std::string app_dir, Json status);
+  net::awaitable<Json> upload_image(std::string sandbox, Json status);
   net::awaitable<void> trim_cache(std::string key);
   std::set<std::string> build_caches_in_use() const;
   void recover_launches(const std::vector<std::string>& recovered);

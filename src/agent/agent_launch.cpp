@@ -148,19 +148,50 @@ void Agent::Impl::launch(const Json& cmd) {
   std::ofstream(launch_dir() / (id + ".json")) << cmd.dump();
   LaunchSpec ls = launch_spec(cmd, *spec);
   std::string artifact = string_field(cmd, "artifact");
+  // With an image, the artifact is that image saved by a Dockerfile build:
+  // loaded into the engine when it lacks it, never unpacked.
+  std::string image = ls.docker ? string_field(cmd, "image") : std::string();
   if (*step) {
     ls.cmd = step_shell_command((*step)->cmd);
     ls.args.clear();
     if ((*step)->is_build()) artifact = (*step)->source;
+    if ((*step)->is_docker_build()) {
+      if (!ls.docker) {
+        enqueue({{"taskId", id}, {"state", "failed"}, {"reason", "a Dockerfile build needs an app container spec"}});
+        return;
+      }
+      ls.docker->dockerfile = (*step)->dockerfile;
+      ls.docker->image = (*step)->tag;
+      image.clear();
+    }
     track_step(id, **step, ls.kill_grace_seconds);
   } else if (artifact.empty()) {
     return runner.launch(std::move(ls));
   }
   preparing.insert(id);
-  asio::co_spawn(io, prepare_and_launch(std::move(ls), std::move(artifact), std::move(*step)), asio::detached);
+  asio::co_spawn(io, prepare_and_launch(std::move(ls), std::move(artifact), std::move(image), std::move(*step)),
+                 asio::detached);
 }
 
-net::awaitable<void> Agent::Impl::prepare_and_launch(LaunchSpec ls, std::string artifact,
+net::awaitable<Result<void>> Agent::Impl::ensure_image(std::string image, std::string artifact, std::string task_id) {
+  const docker::EngineOptions eo = docker_engine_options();
+  auto has = [eo, image] { return docker::Engine(eo).image_exists(image); };
+  auto present = co_await net::offload(workers, std::move(has));
+  if (!present) co_return fail(present.error());
+  if (*present) co_return Result<void>();
+  auto tar = co_await slugs.acquire(artifact, task_id);  // verified: its sha256 is the digest
+  if (!tar) co_return fail("cannot fetch the saved image " + artifact + ": " + tar.error().message);
+  spdlog::info("docker: loading image {} of task {} from the artifact store ({})", image, task_id, artifact);
+  auto load = [eo, path = *tar, image]() -> Result<void> {
+    auto id = docker::Engine(eo).load(path, docker::deadline_in(std::chrono::minutes(10)));
+    if (!id) return fail(id.error());
+    if (*id != image) return fail("the saved image " + path + " loaded as " + *id + ", not the release's " + image);
+    return {};
+  };
+  co_return co_await net::offload(workers, std::move(load));
+}
+
+net::awaitable<void> Agent::Impl::prepare_and_launch(LaunchSpec ls, std::string artifact, std::string image,
                                                      std::optional<StepSpec> step) {
   const std::string id = ls.task_id;
   auto sandbox = runner.stage(id);  // reports "staging", or "failed" itself
@@ -169,10 +200,16 @@ net::awaitable<void> Agent::Impl::prepare_and_launch(LaunchSpec ls, std::string 
     co_return;
   }
   Result<std::string> slug = std::string();
-  if (!artifact.empty()) slug = co_await slugs.acquire(artifact, id);
+  Result<void> loaded;
+  if (!image.empty()) {
+    loaded = co_await ensure_image(image, artifact, id);
+    ls.docker->image = image;  // the exact image, not a tag that may since point elsewhere
+  } else if (!artifact.empty()) {
+    slug = co_await slugs.acquire(artifact, id);
+  }
   if (stopped) co_return;
   Result<std::string> cache = std::string();
-  if (slug) {
+  if (slug && image.empty()) {
     auto work = tree_work(*slug, *sandbox + "/app", ls.user, step);
     cache = co_await net::offload(workers, std::move(work));
   }
@@ -180,10 +217,14 @@ net::awaitable<void> Agent::Impl::prepare_and_launch(LaunchSpec ls, std::string 
   if (stopped) co_return;
   if (cancelled.erase(id)) {
     runner.abandon_staged(id, "killed", "killed on request", "killed before it started");
+  } else if (!loaded) {
+    runner.abandon_staged(id, "failed", "cannot provide image " + image + ": " + loaded.error().message, "");
   } else if (!slug) {
     runner.abandon_staged(id, "failed", "cannot fetch artifact " + artifact + ": " + slug.error().message, "");
   } else if (!cache) {
     runner.abandon_staged(id, "failed", "cannot prepare the app directory: " + cache.error().message, "");
+  } else if (!image.empty()) {
+    runner.launch(std::move(ls));
   } else {
     ls.work_dir = *sandbox + "/app";
     if (!cache->empty()) ls.env["STELE_CACHE_DIR"] = *cache;
@@ -239,7 +280,7 @@ net::awaitable<void> Agent::Impl::finish_step(TaskStatus st) {
   auto it = steps.find(id);
   if (it == steps.end()) co_return;
   StepSpec spec = it->second->spec;
-  std::string app_dir = it->second->sandbox + "/app";
+  std::string sandbox = it->second->sandbox, app_dir = sandbox + "/app";
   // The step's records (tag stele.<app>.pipeline) reach the log store before
   // the server hears that the step ended, so the release log is complete
   // when the pipeline moves on. A server that does not ack them within the
@@ -248,7 +289,10 @@ net::awaitable<void> Agent::Impl::finish_step(TaskStatus st) {
     spdlog::warn("step {}: its output is not all shipped yet; reporting its end anyway", id);
   if (stopped || !steps.count(id)) co_return;
   Json status = status_json(st);
-  if (spec.is_build() && st.state == "finished") status = co_await upload_build(app_dir, std::move(status));
+  if (spec.is_docker_build() && st.state == "finished")
+    status = co_await upload_image(sandbox, std::move(status));
+  else if (spec.is_build() && st.state == "finished")
+    status = co_await upload_build(app_dir, std::move(status));
   if (spec.is_build() && !spec.cache_key.empty()) co_await trim_cache(spec.cache_key);
   if (stopped || !steps.count(id)) co_return;
   enqueue(std::move(status));
@@ -265,6 +309,28 @@ net::awaitable<Json> Agent::Impl::upload_build(std::string app_dir, Json status)
   } else {
     status["state"] = "failed";
     status["reason"] = "slug upload failed: " + up.error().message;
+  }
+  co_return status;
+}
+
+// A Dockerfile build's saved image (containerizers/docker.cpp) into the
+// artifact store; its id goes with the status.
+net::awaitable<Json> Agent::Impl::upload_image(std::string sandbox, Json status) {
+  auto job = [sandbox, server = opts.server_url, h = headers()]() -> Result<std::pair<UploadedSlug, std::string>> {
+    auto id = read_file(sandbox + "/" + kBuiltImageId);
+    if (!id || id->empty()) return fail(std::string("the build left no image id"));
+    auto up = upload_file(sandbox + "/" + kBuiltImageTar, server, h);
+    if (!up) return fail(up.error());
+    return std::make_pair(*up, *id);
+  };
+  auto up = co_await net::offload(workers, std::move(job));
+  if (up) {
+    status["artifact"] = up->first.digest;
+    status["artifactSize"] = up->first.size;
+    status["image"] = up->second;
+  } else {
+    status["state"] = "failed";
+    status["reason"] = "image upload failed: " + up.error().message;
   }
   co_return status;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,12 +18,17 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <spdlog/spdlog.h>
 
+#include "docker/engine.h"
 #include "net/http_client.h"
+#include "net/offload.h"
 #include "net/signal.h"
 
 namespace stele::agent {
@@ -296,14 +302,23 @@ std::string first_line(const std::string& s) {
   return line;
 }
 
+// A command that ended: `why` and the first line of its output.
+Outcome command_failure(const std::string& why, const std::string& output) {
+  auto line = first_line(output);
+  return failure(line.empty() ? why : why + ": " + line);
+}
+
+Outcome exit_outcome(int code, const std::string& output) {
+  if (code == 0) return healthy_outcome();
+  return command_failure("command exited with status " + std::to_string(code), output);
+}
+
 Outcome command_outcome(const HealthCheck& c, const CommandRun& r, int status) {
   if (r.timed_out) return failure(timed_out(c));
-  if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return healthy_outcome();
-  std::string why = status < 0        ? "command ended with an unknown status"
-                    : WIFEXITED(status) ? "command exited with status " + std::to_string(WEXITSTATUS(status))
-                                        : "command killed by signal " + std::to_string(WTERMSIG(status));
-  auto line = first_line(r.output);
-  return failure(line.empty() ? why : why + ": " + line);
+  if (status >= 0 && WIFEXITED(status)) return exit_outcome(WEXITSTATUS(status), r.output);
+  return command_failure(status < 0 ? "command ended with an unknown status"
+                                    : "command killed by signal " + std::to_string(WTERMSIG(status)),
+                         r.output);
 }
 
 awaitable<Outcome> probe_command(const HealthCheck& c, const HealthTarget& t, Canceller& cancel) {
@@ -329,6 +344,100 @@ awaitable<Outcome> probe_command(const HealthCheck& c, const HealthTarget& t, Ca
   error_code ec;
   run->out.close(ec);
   co_return command_outcome(c, *run, status);
+}
+
+// ---- COMMAND in a Docker container -------------------------------------------
+
+// Blocking Engine calls of in-container checks. Their own pool: a check may
+// block a thread for its whole timeoutSeconds, which must delay neither
+// launches (the agent's workers) nor the server's disk work (net::worker_pool).
+asio::thread_pool& exec_pool() {
+  static asio::thread_pool pool(4);
+  return pool;
+}
+
+// One check run inside a container, shared by the probe (io thread: it only
+// sets `cancelled` and calls stop_later()) and the workers that run it.
+struct ContainerExec : std::enable_shared_from_this<ContainerExec> {
+  ContainerExec(const HealthCheck& c, const HealthTarget& t) : check(c), container(t.container) {
+    if (!t.docker_socket.empty()) engine.socket_path = t.docker_socket;
+  }
+  const HealthCheck check;
+  const std::string container;
+  docker::EngineOptions engine;
+  std::atomic<bool> cancelled{false};
+  std::mutex mu;
+  std::string id;  // GUARDED_BY(mu): the exec, once created
+
+  // On a worker: the outcome within the check's timeout.
+  Outcome run() {
+    auto deadline = docker::deadline_in(timeout_of(check));
+    Outcome o = attempt(deadline);
+    if (std::chrono::steady_clock::now() < deadline) return o;
+    stop_later();  // not stop(): the outcome is due now
+    return failure(timed_out(check));
+  }
+
+  // On a worker: kills the command if it still runs, by its pid in the
+  // host's pid namespace (the agent is root there).
+  void stop() {
+    std::string exec;
+    {
+      std::lock_guard lock(mu);
+      exec = id;
+    }
+    if (exec.empty()) return;
+    auto info = until(docker::deadline_in(seconds(2))).exec_inspect(exec);
+    if (info && info->running && info->pid > 0) ::kill(info->pid, SIGKILL);
+  }
+  void stop_later() { asio::post(exec_pool(), [self = shared_from_this()] { self->stop(); }); }
+
+ private:
+  // An Engine whose every call ends by `deadline`.
+  docker::Engine until(docker::Deadline deadline) const {
+    auto o = engine;
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    o.timeout = std::max(milliseconds(1), left);
+    return docker::Engine(o);
+  }
+
+  Outcome attempt(docker::Deadline deadline) {
+    docker::ExecConfig e;
+    e.cmd = {"/bin/sh", "-c", check.command};
+    auto created = until(deadline).exec_create(container, e);
+    if (!created) return failure(created.error().message);
+    {
+      std::lock_guard lock(mu);
+      id = *created;
+    }
+    if (cancelled) return failure("cancelled");
+    std::string output;
+    auto sink = [&](docker::StreamKind, std::string_view data) {
+      output.append(data.substr(0, CommandRun::kOutputLimit - std::min(CommandRun::kOutputLimit, output.size())));
+      return !cancelled;  // past the limit, keep draining: a blocked writer never exits
+    };
+    if (auto r = until(deadline).exec_start(*created, deadline, sink); !r) return failure(r.error().message);
+    auto info = until(deadline).exec_inspect(*created);
+    while (info && info->running && !cancelled && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(50));  // output closed before the exit: rare
+      info = until(deadline).exec_inspect(*created);
+    }
+    if (!info) return failure(info.error().message);
+    if (info->exit_code < 0) return command_failure("command ended with an unknown status", output);
+    return exit_outcome(info->exit_code, output);
+  }
+};
+
+awaitable<Outcome> probe_in_container(const HealthCheck& c, const HealthTarget& t, Canceller& cancel) {
+  auto run = std::make_shared<ContainerExec>(c, t);
+  auto job = [run] { return run->run(); };
+  cancel = [run] {
+    run->cancelled = true;
+    run->stop_later();
+  };
+  Outcome o = co_await net::offload(exec_pool(), job);
+  cancel = nullptr;
+  co_return o;
 }
 
 void log_loop_end(const std::string& task_id, std::exception_ptr e) {
@@ -392,6 +501,8 @@ awaitable<Outcome> TaskHealth::Shared::probe(size_t i) {
   const auto& c = checks[i];
   if (c.protocol == "HTTP") co_return co_await probe_http(c, target);
   if (c.protocol == "TCP" || c.protocol == "HTTPS") co_return co_await probe_tcp(c, target, cancel[i]);
+  if (c.protocol == "COMMAND" && !target.container.empty())
+    co_return co_await probe_in_container(c, target, cancel[i]);
   if (c.protocol == "COMMAND") co_return co_await probe_command(c, target, cancel[i]);
   co_return failure("unsupported health check protocol '" + c.protocol + "'");
 }

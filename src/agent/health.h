@@ -34,6 +34,11 @@ struct HealthTarget {
   std::vector<int> ports;                  // the task's assigned ports (portIndex indexes these)
   std::map<std::string, std::string> env;  // task env for COMMAND checks
   std::string sandbox, user;               // COMMAND runs in sandbox as this user (never root)
+  // A Docker task: COMMAND runs inside this container instead, through the
+  // engine at docker_socket, as the container's user with the container's
+  // env (sandbox, user and env above are then unused). docker_socket "":
+  // the Engine's default.
+  std::string container, docker_socket;
   int64_t started_ms = 0;                  // task start time; the grace period counts from here
 };
 
@@ -46,6 +51,10 @@ struct HealthTarget {
 // logged once); TCP connect; COMMAND `/bin/sh -c` in the sandbox with the task
 // env as `user` (root refused; when the agent itself is not root it runs as the
 // agent's user), exit 0 healthy, its process group killed after timeoutSeconds.
+// A Docker task's COMMAND runs in its container through the Engine API's exec
+// (on a worker thread: the Engine is blocking), exit 0 healthy; after
+// timeoutSeconds, or on stop(), the command is killed by the pid the engine
+// reports (the engine cannot kill an exec; children it forked may survive).
 // First probe at start(), then one every intervalSeconds (measured start to start).
 //
 // Accounting (Marathon): while clock < started_ms + gracePeriodSeconds and no

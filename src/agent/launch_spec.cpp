@@ -52,7 +52,8 @@ void to_json(Json& j, const LaunchSpec& s) {
     j["docker"] = Json{{"image", s.docker->image},         {"force_pull", s.docker->force_pull},
                        {"user", s.docker->user},           {"working_dir", s.docker->working_dir},
                        {"labels", s.docker->labels},       {"binds", s.docker->binds},
-                       {"agent_id", s.docker->agent_id},   {"socket", s.docker->socket}};
+                       {"agent_id", s.docker->agent_id},   {"socket", s.docker->socket},
+                       {"dockerfile", s.docker->dockerfile}};
 }
 
 void from_json(const Json& j, LaunchSpec& s) {
@@ -99,6 +100,7 @@ void from_json(const Json& j, LaunchSpec& s) {
     dl.binds = k.value("binds", dl.binds);
     dl.agent_id = k.value("agent_id", dl.agent_id);
     dl.socket = k.value("socket", dl.socket);
+    dl.dockerfile = k.value("dockerfile", dl.dockerfile);
     s.docker = std::move(dl);
   }
 }

@@ -25,9 +25,17 @@ struct DockerLaunch {
   std::vector<std::string> binds;             // "host:container[:ro]"
   std::string agent_id;                       // the stele.agent label
   std::string socket = "/var/run/docker.sock";
+  // Set: the task is a Dockerfile build, not a container -- the image `image`
+  // is built from the sandbox's app dir with this Dockerfile (relative to
+  // it) and saved to the sandbox (kBuiltImageTar/Id).
+  std::string dockerfile;
 
   friend bool operator==(const DockerLaunch&, const DockerLaunch&) = default;
 };
+
+// Where a Dockerfile build leaves the saved image and its id in the sandbox.
+inline constexpr const char* kBuiltImageTar = "image.tar";
+inline constexpr const char* kBuiltImageId = "image.id";
 
 struct LaunchSpec {
   std::string task_id;                   // "<app name>-r<release>.<seq>.<n>"

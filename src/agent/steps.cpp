@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/executor_protocol.h"
+#include "artifact/sha256.h"
 #include "artifact/slug.h"
 #include "net/http_client.h"
 #include "net/signal.h"
@@ -42,6 +43,8 @@ Result<std::optional<StepSpec>> parse_step(const Json& cmd) {
   text("cmd", s.cmd);
   text("source", s.source);
   text("cacheKey", s.cache_key);
+  text("dockerfile", s.dockerfile);
+  text("tag", s.tag);
   if (j.contains("timeoutSeconds") && !j["timeoutSeconds"].is_null()) {
     if (j["timeoutSeconds"].is_number() && j["timeoutSeconds"].get<double>() >= 0)
       s.timeout_seconds = j["timeoutSeconds"].get<double>();
@@ -50,6 +53,8 @@ Result<std::optional<StepSpec>> parse_step(const Json& cmd) {
   static const std::set<std::string> kinds = {"build", "test", "release", "run"};
   if (!kinds.count(s.kind)) bad("kind", "must be one of build, test, release, run");
   if (s.cmd.empty()) bad("cmd", "is required");
+  if (!s.dockerfile.empty() && s.kind != "build") bad("dockerfile", "only a build has a Dockerfile");
+  if (!s.dockerfile.empty() && s.tag.empty()) bad("tag", "a Dockerfile build needs the tag of its image");
   if (!err.details.empty()) return fail(std::move(err));
   return std::optional<StepSpec>(std::move(s));
 }
@@ -79,14 +84,27 @@ Result<void> put_slug(const std::string& url, const std::string& body, net::Head
 }
 }  // namespace
 
+namespace {
+Result<UploadedSlug> upload_as(const std::string& path, const std::string& digest, const std::string& server_url,
+                               const net::Headers& headers) {
+  auto body = read_whole(path);
+  if (!body) return fail(body.error());
+  if (auto r = put_slug(server_url + "/api/v1/artifacts/" + digest, *body, headers); !r) return fail(r.error());
+  return UploadedSlug{digest, body->size()};
+}
+}  // namespace
+
 Result<UploadedSlug> pack_and_upload(const std::string& app_dir, const std::string& out_dir,
                                      const std::string& server_url, const net::Headers& headers) {
   auto slug = artifact::make_slug(app_dir, out_dir);
   if (!slug) return fail(slug.error().message);
-  auto body = read_whole(slug->path);
-  if (!body) return fail(body.error());
-  if (auto r = put_slug(server_url + "/api/v1/artifacts/" + slug->digest, *body, headers); !r) return fail(r.error());
-  return UploadedSlug{slug->digest, slug->size};
+  return upload_as(slug->path, slug->digest, server_url, headers);
+}
+
+Result<UploadedSlug> upload_file(const std::string& path, const std::string& server_url, const net::Headers& headers) {
+  auto digest = artifact::sha256_file(path);
+  if (!digest) return fail(digest.error());
+  return upload_as(path, *digest, server_url, headers);
 }
 
 }  // namespace stele::agent

@@ -23,7 +23,10 @@ struct StepSpec {
   double timeout_seconds = 0;  // 0 = none
   std::string source;      // build: the source artifact's digest
   std::string cache_key;   // build: names the build cache
+  std::string dockerfile;  // build: a Dockerfile build of the source (docker containerizer) ...
+  std::string tag;         // ... tagged so; the saved image is uploaded instead of a slug
   bool is_build() const { return kind == "build"; }
+  bool is_docker_build() const { return is_build() && !dockerfile.empty(); }
 };
 
 // The launch command's "step", or nullopt when it has none. Errors (code
@@ -42,5 +45,8 @@ struct UploadedSlug {
 };
 Result<UploadedSlug> pack_and_upload(const std::string& app_dir, const std::string& out_dir,
                                      const std::string& server_url, const net::Headers& headers);
+// The same for a file made elsewhere (a Docker build's saved image):
+// hashed, then uploaded under its sha256.
+Result<UploadedSlug> upload_file(const std::string& path, const std::string& server_url, const net::Headers& headers);
 
 }  // namespace stele::agent

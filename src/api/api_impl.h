@@ -20,6 +20,10 @@ struct ApiServer::Impl {
   std::unique_ptr<pipeline::Pipeline> pipeline;
   bool tick_pending = false;
   Json routes_doc;             // last route table content (without version)
+  // Images of releases retention collected, for the agents' engines
+  // (routes_agent.cpp); recomputed at most once a second.
+  std::string collected_images;
+  int64_t collected_images_at_ms = 0;
   uint64_t routes_version = 0;
   std::map<uint64_t, int64_t> routes_computed_ms;  // version -> when its content was first computed (last 64)
   Json route_table();

@@ -37,6 +37,24 @@ std::string monitor_frames(monitor::MonitorService& m, const std::string& agent,
   return frames;
 }
 
+// {"collected": [image ids]}: the Docker images of releases retention
+// collected that no release still in use shares (a rebuilt tree reuses its
+// image), for the agents to remove from their engines.
+const std::string& collected_images(ApiServer::Impl& s) {
+  int64_t now = s.cluster.now_ms();
+  if (!s.collected_images.empty() && now - s.collected_images_at_ms < 1000) return s.collected_images;
+  std::set<std::string> collected, live;
+  for (const deploy::App* app : s.cluster.apps())
+    for (const deploy::Release* r : s.cluster.releases(app->id))
+      if (!r->image.empty()) (r->artifact_collected ? collected : live).insert(r->image);
+  Json ids = Json::array();
+  for (const auto& id : collected)
+    if (!live.count(id)) ids.push_back(id);
+  s.collected_images = Json{{"collected", ids}}.dump();
+  s.collected_images_at_ms = now;
+  return s.collected_images;
+}
+
 }  // namespace
 
 void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
@@ -83,6 +101,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
       int64_t sent = 0;  // every pending command is (re)sent on each connect
       uint64_t checks_sent = 0;  // the agent's check definitions: sent on connect and on change
       uint64_t routes_sent = 0;  // the route table, to an agent that runs a router
+      std::string images_sent;   // collected images: sent on connect and on change
       if (!co_await w.write(": commands\n\n")) co_return;
       while (!s.stopped) {
         const auto* node = s.cluster.node(agent);
@@ -103,6 +122,11 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
           Json table = s.routes_doc;
           table["version"] = routes_sent = s.routes_version;
           std::string frame = net::format_sse(net::SseEvent{"", "routes", table.dump()});
+          if (!co_await w.write(std::move(frame))) co_return;
+        }
+        if (const std::string& images = collected_images(s); images != images_sent) {
+          images_sent = images;
+          std::string frame = net::format_sse(net::SseEvent{"", "images", images});
           if (!co_await w.write(std::move(frame))) co_return;
         }
         co_await s.agent_signal(agent).wait(std::chrono::seconds(10));

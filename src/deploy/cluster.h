@@ -60,7 +60,8 @@ struct StepRequest {
   std::string kind;            // build | test | smoke | release | run
   AppSpec spec;                // resources, env and user; a smoke run also uses its ports and health checks
   Json step;                   // {"kind", "cmd", "timeoutSeconds", ...} sent to the agent; null for smoke
-  std::string artifact;        // slug digest the agent unpacks ("" for builds)
+  std::string artifact;        // slug digest the agent unpacks ("" for builds), or a saved image's
+  std::string image;           // with `artifact` a saved image: its id, loaded unless the engine has it
   std::string prefer_agent;    // soft placement preference (the app's build cache)
 };
 

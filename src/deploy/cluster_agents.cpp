@@ -221,7 +221,7 @@ Result<void> Cluster::task_status(const std::string& agent_id, const Json& u) {
   if (!t.kind.empty() && is_terminal(*st)) {
     // What a step produced (a build's slug), passed on in its final event.
     Json result = Json::object();
-    for (const char* k : {"artifact", "artifactSize"})
+    for (const char* k : {"artifact", "artifactSize", "image"})
       if (u.contains(k)) result[k] = u[k];
     if (!result.empty()) t.result = result;
   }

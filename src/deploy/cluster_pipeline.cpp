@@ -176,6 +176,7 @@ Result<std::string> Cluster::start_step(const StepRequest& req, const std::strin
                              {"ports", t.ports}, {"host", t.host}, {"kind", t.kind}}},
                    {"spec", app_spec_json(req.spec)},
                    {"artifact", req.artifact}};
+  if (!req.image.empty()) t.launch_body["image"] = req.image;
   if (!req.step.is_null()) t.launch_body["step"] = req.step;
   s_->tasks[t.id] = t;
   s_->queue_command(t.agent_id, t.id, t.launch_body);

@@ -34,11 +34,13 @@ void Cluster::State::check_agents(Tx& tx) {
 }
 
 Json Cluster::State::launch_command(const Task& t, const Release& rel) {
-  return {{"type", "launch"},
-          {"task", {{"id", t.id}, {"appId", t.app_id}, {"release", t.release}, {"seq", t.seq},
-                    {"ports", t.ports}, {"host", t.host}}},
-          {"spec", app_spec_json(rel.effective_spec())},
-          {"artifact", rel.artifact}};
+  Json c = {{"type", "launch"},
+            {"task", {{"id", t.id}, {"appId", t.app_id}, {"release", t.release}, {"seq", t.seq},
+                      {"ports", t.ports}, {"host", t.host}}},
+            {"spec", app_spec_json(rel.effective_spec())},
+            {"artifact", rel.artifact}};
+  if (!rel.image.empty()) c["image"] = rel.image;  // the artifact is the saved image (agent_launch.cpp)
+  return c;
 }
 
 // A DOCKER app with no agent offering docker waits for that, said plainly

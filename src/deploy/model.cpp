@@ -171,7 +171,7 @@ Json to_json(const Release& r) {
           {"created", r.created_ms}, {"finished", r.finished_ms}, {"version", r.version()},
           {"sha", r.sha}, {"tree", r.tree}, {"ref", r.ref}, {"artifactSize", r.artifact_size},
           {"reusedFrom", r.reused_from}, {"builtOn", r.built_on}, {"step", r.step}, {"reason", r.reason},
-          {"durations", r.durations}, {"config", r.config}, {"artifactCollected", r.artifact_collected}};
+          {"durations", r.durations}, {"config", r.config}, {"artifactCollected", r.artifact_collected}, {"image", r.image}};
 }
 
 Release release_from(const Json& j) {
@@ -195,6 +195,7 @@ Release release_from(const Json& j) {
   r.durations = get_or(j, "durations", std::map<std::string, int64_t>{});
   r.config = get_or(j, "config", std::map<std::string, std::string>{});
   r.artifact_collected = get_or(j, "artifactCollected", false);
+  r.image = get_or<std::string>(j, "image", "");
   return r;
 }
 

@@ -89,7 +89,8 @@ struct Release {
   std::string app_id;
   int64_t number = 0;
   AppSpec spec;                   // the app version (full spec and env)
-  std::string artifact;           // "" = none (plain cmd app)
+  std::string artifact;           // "" = none (plain cmd app); a Docker build's saved image tar
+  std::string image;              // Docker build: the image id ("sha256:..."), "" for slugs
   std::string status = "ready";  // building | testing | ready | failed
   std::string cause;              // "api" | "config" | "push" | "webhook"
   int64_t created_ms = 0;

@@ -200,6 +200,46 @@ Result<void> Engine::attach(const std::string& ref, const LogsOptions& o, const 
   return output_stream(what, call("POST", "/containers/" + ref + "/attach" + q), o, on_output);
 }
 
+Result<std::string> Engine::exec_create(const std::string& ref, const ExecConfig& e) const {
+  std::string what = "exec in container " + ref;
+  if (auto ok = check_ref(what, ref); !ok) return fail(ok.error());
+  if (e.cmd.empty()) return fail("docker: " + what + ": no command to run", 400);
+  Json body = {{"Cmd", e.cmd}, {"AttachStdout", true}, {"AttachStderr", true}};
+  if (!e.user.empty()) body["User"] = e.user;
+  if (!e.env.empty()) body["Env"] = e.env;
+  auto c = call("POST", "/containers/" + ref + "/exec");
+  c.body = body.dump();
+  auto r = expect_ok(what, c);
+  if (!r) return fail(r.error());
+  auto j = parse_json(r->body);
+  if (!j || !j->is_object() || !(*j)["Id"].is_string()) return fail("docker: " + what + ": answer has no Id");
+  return (*j)["Id"].get<std::string>();
+}
+
+Result<void> Engine::exec_start(const std::string& id, Deadline deadline, const OutputSink& on_output) const {
+  std::string what = "start exec " + id;
+  if (auto ok = check_ref(what, id); !ok) return ok;
+  auto c = call("POST", "/exec/" + id + "/start");
+  c.body = Json{{"Detach", false}, {"Tty", false}}.dump();
+  LogsOptions o;
+  o.deadline = deadline;
+  return output_stream(what, c, o, on_output);
+}
+
+Result<ExecInfo> Engine::exec_inspect(const std::string& id) const {
+  std::string what = "inspect exec " + id;
+  auto j = get_json(what, id, "/exec/" + id + "/json");
+  if (!j) return fail(j.error());
+  if (!j->is_object() || !(*j)["Running"].is_boolean()) return fail("docker: " + what + ": answer has no Running");
+  ExecInfo info;
+  info.running = (*j)["Running"].get<bool>();
+  if ((*j)["ExitCode"].is_number_integer()) info.exit_code = (*j)["ExitCode"].get<int>();
+  if ((*j)["Pid"].is_number_integer()) info.pid = (*j)["Pid"].get<int>();
+  if (info.running) info.exit_code = -1;
+  else info.pid = 0;
+  return info;
+}
+
 Result<void> Engine::json_stream(const std::string& what, const HttpCall& c, Deadline deadline,
                                  const std::function<void(Json)>& on_json, const std::function<bool()>& stop) const {
   JsonLinesDecoder lines;

@@ -54,6 +54,21 @@ struct BuildOptions {
   Deadline deadline = kNoDeadline;
 };
 
+// A command to run in a running container (POST /containers/{ref}/exec),
+// without a TTY and without stdin.
+struct ExecConfig {
+  std::vector<std::string> cmd;  // argv, e.g. {"/bin/sh", "-c", "..."}
+  std::string user;              // "" = the container's own user
+  std::vector<std::string> env;  // "K=V", added to the container's env
+};
+
+// GET /exec/{id}/json.
+struct ExecInfo {
+  bool running = false;
+  int exit_code = -1;  // -1 while running or never started
+  int pid = 0;         // in the host's pid namespace; 0 when not running
+};
+
 // Receives container output; returns false to stop the stream.
 using OutputSink = std::function<bool(StreamKind, std::string_view)>;
 // Receives one decoded event; returns false to stop the stream.
@@ -95,6 +110,17 @@ class Engine {
   // empty) until `until` (empty: endless) or on_event returns false.
   Result<void> events(const std::vector<std::string>& labels, const std::string& since, const std::string& until,
                       Deadline deadline, const EventSink& on_event) const;
+
+  // Exec: a command in the running container `ref` (409 when it is not
+  // running, 404 when unknown). exec_start runs it attached: its stdout and
+  // stderr, demultiplexed, go to on_output until they end (the command and
+  // any child still holding them exited), on_output returns false, or the
+  // deadline passes (an error; the command keeps running -- the engine has
+  // no API to kill an exec, kill exec_inspect's pid instead). Its exit code
+  // is then exec_inspect's.
+  Result<std::string> exec_create(const std::string& ref, const ExecConfig& e) const;  // the exec's id
+  Result<void> exec_start(const std::string& id, Deadline deadline, const OutputSink& on_output) const;
+  Result<ExecInfo> exec_inspect(const std::string& id) const;  // unknown: 404
 
   // Images. `ref` is a name[:tag] or "sha256:..." id.
   Result<ImageInfo> inspect_image(const std::string& ref) const;  // unknown: 404

@@ -257,8 +257,12 @@ net::awaitable<void> Pipeline::Impl::run(std::string app_id, int64_t n, RepoSpec
   }
   }
   const deploy::Release* rel = cluster.release(app_id, n);
-  say(app_id, n, fmt::format("Release {} is ready (slug {}, {})", n, short_id(rel->artifact, 12),
-                             human_size(rel->artifact_size)));
+  if (rel->image.empty())
+    say(app_id, n, fmt::format("Release {} is ready (slug {}, {})", n, short_id(rel->artifact, 12),
+                               human_size(rel->artifact_size)));
+  else
+    say(app_id, n, fmt::format("Release {} is ready (image {} {}, {})", n, rel->spec.container->image,
+                               short_id(rel->image, 19), human_size(rel->artifact_size)));
   collect(app_id);
   if (!repo.auto_deploy) {
     say(app_id, n, fmt::format("autoDeploy is off: deploy it with `stele deploy {} --release {}`", app_name(app_id), n));
@@ -283,17 +287,22 @@ net::awaitable<bool> Pipeline::Impl::build(const std::string& app_id, int64_t n,
         !artifacts.has(r->artifact))
       continue;
     int64_t from = r->reused_from ? r->reused_from : r->number;
-    std::string digest = r->artifact;
+    std::string digest = r->artifact, image = r->image;
+    std::optional<ContainerSpec> container = r->spec.container;
     int64_t size = r->artifact_size;
     (void)update(app_id, n, [&](deploy::Release& x) {
       x.artifact = digest;
       x.artifact_size = size;
       x.reused_from = from;
+      if (!image.empty()) {  // the image built for that release
+        x.image = image;
+        x.spec.container = container;
+      }
       x.status = "testing";
       x.step = "test";
     });
-    say(app_id, n, fmt::format("Tree {} was built for release {}: reusing slug {} (no build)", short_id(tree, 8), from,
-                               short_id(digest, 12)));
+    say(app_id, n, fmt::format("Tree {} was built for release {}: reusing {} {} (no build)", short_id(tree, 8), from,
+                               image.empty() ? "slug" : "image", short_id(image.empty() ? digest : image, 19)));
     co_return true;
   }
 
@@ -324,8 +333,15 @@ net::awaitable<bool> Pipeline::Impl::build(const std::string& app_id, int64_t n,
     co_return false;
   }
 
-  std::string digest = packed->digest;
+  std::string digest = packed->digest, image;
   int64_t size = static_cast<int64_t>(packed->size);
+  // A Dockerfile build runs on an agent with Docker and makes the image
+  // stele/<app name>:r<n>, saved into the artifact store (docs/pipeline.md).
+  std::optional<ContainerSpec> container;
+  if (repo.dockerfile) {
+    container = rel->spec.container.value_or(ContainerSpec{});
+    container->image = fmt::format("stele/{}:r{}", app_name(app_id), n);
+  }
   if (repo.build) {
     const StepSpec& b = *repo.build;
     double cpus = b.cpus.value_or(opts.build_cpus), mem = b.mem.value_or(opts.build_mem);
@@ -337,8 +353,14 @@ net::awaitable<bool> Pipeline::Impl::build(const std::string& app_id, int64_t n,
     req.kind = "build";
     req.spec = step_spec(rel->effective_spec(), b.cmd, cpus, mem);
     req.spec.env["SOURCE_VERSION"] = sha;
-    req.step = {{"kind", "build"}, {"cmd", b.cmd}, {"timeoutSeconds", timeout}, {"source", digest},
-                {"cacheKey", app_name(app_id)}};
+    req.step = {{"kind", "build"}, {"cmd", b.cmd}, {"timeoutSeconds", timeout}, {"source", digest}};
+    if (container) {
+      req.spec.container = container;  // placed where Docker runs
+      req.step["dockerfile"] = *repo.dockerfile;
+      req.step["tag"] = container->image;
+    } else {
+      req.step["cacheKey"] = app_name(app_id);
+    }
     // The agent that built the app last keeps its build cache: prefer it.
     auto rels = cluster.releases(app_id);
     for (auto it = rels.rbegin(); it != rels.rend() && req.prefer_agent.empty(); ++it) req.prefer_agent = (*it)->built_on;
@@ -356,12 +378,19 @@ net::awaitable<bool> Pipeline::Impl::build(const std::string& app_id, int64_t n,
     }
     digest = end->value("artifact", "");
     size = end->value("artifactSize", int64_t(0));
-    if (digest.empty() || !artifacts.has(digest)) {
-      fail_release(app_id, n, "build", "the build finished but its slug never reached the server", now_ms() - start);
+    image = end->value("image", "");
+    const char* what = container ? "image" : "slug";
+    if (digest.empty() || !artifacts.has(digest) || (container && image.empty())) {
+      fail_release(app_id, n, "build", fmt::format("the build finished but its {} never reached the server", what),
+                   now_ms() - start);
       co_return false;
     }
-    say(app_id, n, fmt::format("Built slug {} ({}) in {}", short_id(digest, 12), human_size(size),
-                               seconds(now_ms() - start)));
+    if (container)
+      say(app_id, n, fmt::format("Built image {} {} (saved: {}, {}) in {}", container->image, short_id(image, 19),
+                                 short_id(digest, 12), human_size(size), seconds(now_ms() - start)));
+    else
+      say(app_id, n, fmt::format("Built slug {} ({}) in {}", short_id(digest, 12), human_size(size),
+                                 seconds(now_ms() - start)));
   } else {
     say(app_id, n, fmt::format("No build step: the checkout is the slug {} ({})", short_id(digest, 12), human_size(size)));
   }
@@ -369,6 +398,10 @@ net::awaitable<bool> Pipeline::Impl::build(const std::string& app_id, int64_t n,
   (void)update(app_id, n, [&](deploy::Release& x) {
     x.artifact = digest;
     x.artifact_size = size;
+    if (container) {
+      x.image = image;
+      x.spec.container = container;
+    }
     x.durations["build"] = took;
     x.status = "testing";
     x.step = "test";
@@ -389,6 +422,7 @@ net::awaitable<bool> Pipeline::Impl::test(const std::string& app_id, int64_t n, 
   req.spec = step_spec(rel->effective_spec(), repo.test->cmd, opts.build_cpus, opts.build_mem);
   req.step = {{"kind", "test"}, {"cmd", repo.test->cmd}, {"timeoutSeconds", opts.test_timeout_s}};
   req.artifact = rel->artifact;
+  req.image = rel->image;
   auto end = co_await run_step(app_id, n, req, opts.test_timeout_s);
   int64_t took = now_ms() - start;
   std::string why = end ? step_failure(*end) : end.error().message;
@@ -423,6 +457,7 @@ net::awaitable<bool> Pipeline::Impl::smoke(const std::string& app_id, int64_t n)
   req.spec = spec;
   req.spec.instances = 1;
   req.artifact = rel->artifact;
+  req.image = rel->image;
   auto id = cluster.start_step(req, "pipeline");
   if (!id) {
     fail_release(app_id, n, "smoke", id.error().message, now_ms() - start);
@@ -478,6 +513,7 @@ net::awaitable<bool> Pipeline::Impl::release_step(const std::string& app_id, int
   req.spec = step_spec(app, repo.release->cmd, app.cpus, app.mem);
   req.step = {{"kind", "release"}, {"cmd", repo.release->cmd}, {"timeoutSeconds", opts.release_timeout_s}};
   req.artifact = rel->artifact;
+  req.image = rel->image;
   auto end = co_await run_step(app_id, n, req, opts.release_timeout_s);
   int64_t took = now_ms() - start;
   std::string why = end ? step_failure(*end) : end.error().message;
@@ -611,10 +647,13 @@ net::awaitable<Result<ReceiveResult>> Pipeline::receive(const std::string& app_i
     if (!text) co_return fail(text.error());
     Result<RepoSpec> repo = fail(Error{"stele.json not found at the repository root", {{"/", {"missing"}}}, 422});
     if (*text) repo = parse_stele_json(**text, app_id);
-    if (repo && repo->dockerfile)
-      repo = fail(Error{"Dockerfile builds need this server's Docker support, which is not built yet; use "
-                        "\"build\": {\"cmd\": ...}",
-                        {{"/build/dockerfile", {"not supported yet"}}}, 422});
+    if (repo && !repo->build) {  // no build step: a Dockerfile at the root is built through Docker
+      auto dockerfile = co_await s.git.read_file(app_id, u.after, "Dockerfile");
+      if (dockerfile && *dockerfile) {
+        repo->dockerfile = "Dockerfile";
+        repo->build = StepSpec{dockerfile_build_cmd("Dockerfile")};
+      }
+    }
     std::string branch = repo ? repo->branch : std::string("main");
     if (u.ref != "refs/heads/" + branch && !(updates.size() == 1 && !repo)) {
       skipped.push_back(fmt::format("{} is not the deploy branch ({}): not built", u.ref, branch));
@@ -707,6 +746,7 @@ Result<std::string> Pipeline::start_run(const std::string& app_id, std::optional
   req.spec = Impl::step_spec(app_spec, cmd, app_spec.cpus, std::max(app_spec.mem, 128.0));
   req.step = {{"kind", "run"}, {"cmd", cmd}, {"timeoutSeconds", s.opts.run_timeout_s}};
   req.artifact = rel->artifact;
+  req.image = rel->image;
   return s.cluster.start_step(req, actor);
 }
 

@@ -107,9 +107,6 @@ void parse_limits(const Json& v, const std::string& base, StepSpec& step, Proble
   step.timeout_seconds = t->get<int64_t>();
 }
 
-bool has_limits(const Json& v) {
-  return member(v, "mem") || member(v, "cpus") || member(v, "timeoutSeconds");
-}
 
 // {"cmd": "..."} (or, for build, {"dockerfile": "..."} and the limits);
 // unknown keys refused.
@@ -133,11 +130,14 @@ void parse_step(const Json& doc, const char* key, bool is_build, std::optional<S
     return;
   }
   if (df) {
-    if (has_limits(*v)) p.add(base, "mem, cpus and timeoutSeconds apply to a cmd build only");
     if (!df->is_string()) return p.add(base + "/dockerfile", std::string("expected a string, got ") + type_name(*df));
     auto problem = dockerfile_problem(df->get<std::string>());
     if (!problem.empty()) return p.add(base + "/dockerfile", problem);
     *dockerfile = df->get<std::string>();
+    StepSpec s;
+    s.cmd = dockerfile_build_cmd(*df);
+    parse_limits(*v, base, s, p);
+    step = std::move(s);
     return;
   }
   if (!cmd) return p.add(base + "/cmd", is_build ? "is required (or dockerfile)" : "is required");
@@ -238,12 +238,15 @@ Result<RepoSpec> parse_stele_json(std::string_view text, const std::string& app_
   return parse_repo_spec(*doc, app_id);
 }
 
+std::string dockerfile_build_cmd(const std::string& dockerfile) { return "docker build -f " + dockerfile + " ."; }
+
 Json repo_spec_json(const RepoSpec& r) {
   Json j = app_spec_json(r.app);
-  if (r.dockerfile)
-    j["build"] = {{"dockerfile", *r.dockerfile}};
-  else if (r.build)
-    j["build"] = step_json(*r.build);
+  if (r.build) j["build"] = step_json(*r.build);
+  if (r.dockerfile) {
+    j["build"].erase("cmd");
+    j["build"]["dockerfile"] = *r.dockerfile;
+  }
   if (r.test) j["test"] = step_json(*r.test);
   if (r.release) j["release"] = step_json(*r.release);
   j["branch"] = r.branch;

@@ -42,12 +42,13 @@ struct StepSpec {
 
 struct RepoSpec {
   AppSpec app;                           // pipeline fields removed; id == the repo's app
-  std::optional<StepSpec> build;         // {"build": {"cmd": ...}}
+  std::optional<StepSpec> build;         // {"build": {"cmd": ...}}; with dockerfile: its limits
   std::optional<StepSpec> test;          // {"test": {"cmd": ...}}
   std::optional<StepSpec> release;       // run once before rollout; failure stops the deploy
-  // {"build": {"dockerfile": "path"}}: a repo-relative path. Accepted and kept
-  // here; Dockerfile builds themselves come with the Docker issue. At most one
-  // of `build` and `dockerfile` is set.
+  // {"build": {"dockerfile": "path", limits...}}: a repo-relative path, built
+  // through the Docker engine; `build` then holds the limits and a cmd that
+  // describes the build (dockerfile_build_cmd). The pipeline also sets it for
+  // a repository with a Dockerfile at its root and no build.
   std::optional<std::string> dockerfile;
   std::string branch = "main";           // short name; "refs/heads/x" is stored as "x"
   bool auto_deploy = true;               // "autoDeploy"
@@ -69,6 +70,9 @@ Result<RepoSpec> parse_repo_spec(const Json& doc, const std::string& app_id);
 
 // stele.json of a RepoSpec: app_spec_json(app) plus every pipeline field
 // (defaults written out). parse_repo_spec(repo_spec_json(r), r.app.id) == r.
+// "docker build -f <path> .": how a Dockerfile build step is described.
+std::string dockerfile_build_cmd(const std::string& dockerfile);
+
 Json repo_spec_json(const RepoSpec& r);
 
 }  // namespace stele::pipeline

@@ -6,6 +6,7 @@
 
 #include "agent/containerizers/docker.h"
 #include "agent/containerizers/registry.h"
+#include "agent/steps.h"
 #include "docker/api_types.h"
 
 namespace stele {
@@ -46,6 +47,43 @@ TaskLaunch launch_of(const LaunchSpec& s) {
   l.gid = 995;
   for (const auto& [k, v] : task_environment(s)) l.env.push_back(k + "=" + v);
   return l;
+}
+
+TEST(DockerBuild, TheBuildTaskBecomesAnEngineBuildOfTheAppDir) {
+  LaunchSpec s = docker_spec();
+  s.docker->image = "stele/web:r3";
+  s.docker->dockerfile = "docker/Dockerfile";
+  s.work_dir = s.sandbox + "/app";
+  docker::BuildOptions b = build_options(s);
+  EXPECT_EQ(b.context_dir, s.sandbox + "/app");
+  EXPECT_EQ(b.dockerfile, "docker/Dockerfile");
+  EXPECT_EQ(b.tag, "stele/web:r3");
+  EXPECT_EQ(b.memory_bytes, 64 * 1024 * 1024);
+  EXPECT_EQ(b.cpu_shares, 512);
+  EXPECT_EQ(b.labels.at("stele.app"), "/dock/web");
+  EXPECT_EQ(b.labels.at("stele.release"), "3");
+  EXPECT_EQ(b.scratch_dir, s.sandbox);  // the context tar never lands in a shared /tmp
+  // The build survives task.json like the rest of the docker part.
+  LaunchSpec back = Json(s).get<LaunchSpec>();
+  EXPECT_EQ(back.docker->dockerfile, "docker/Dockerfile");
+}
+
+TEST(DockerBuild, StepsNameTheirDockerfileAndTagOrAreRefused) {
+  Json cmd = {{"step", {{"kind", "build"}, {"cmd", "docker build -f Dockerfile ."}, {"source", "abc"},
+                        {"dockerfile", "Dockerfile"}, {"tag", "stele/web:r3"}}}};
+  auto ok = agent::parse_step(cmd);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_TRUE((*ok)->is_docker_build());
+  EXPECT_EQ((*ok)->tag, "stele/web:r3");
+  cmd["step"].erase("tag");
+  auto no_tag = agent::parse_step(cmd);
+  ASSERT_FALSE(no_tag);
+  EXPECT_EQ(no_tag.error().details.at(0).path, "/step/tag");
+  cmd["step"]["tag"] = "stele/web:r3";
+  cmd["step"]["kind"] = "test";
+  auto test_step = agent::parse_step(cmd);
+  ASSERT_FALSE(test_step);
+  EXPECT_EQ(test_step.error().details.at(0).path, "/step/dockerfile");
 }
 
 TEST(DockerContainerConfig, CarriesTheTaskAsMarathonRunsIt) {

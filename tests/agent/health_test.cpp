@@ -10,11 +10,15 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "docker/engine.h"
 
 namespace stele::agent {
 namespace {
@@ -345,6 +349,101 @@ TEST_F(HealthTest, FlipsBackToAliveAfterRecovery) {
   EXPECT_FALSE(result().last_failure.empty());
   ASSERT_EQ(changes.size(), 2u);
   EXPECT_TRUE(changes[1][0].alive);
+}
+
+// ---- COMMAND of a Docker task: inside its container -----------------------------
+
+TEST_F(HealthTest, DockerTaskCommandGoesToTheEngineNeverTheHost) {
+  auto t = target();
+  t.container = "stele-web-r1.0.0";
+  t.docker_socket = "/nonexistent/docker.sock";
+  start(t, {command("touch ran")});
+  ASSERT_TRUE(run_until([&] { return result().consecutive_failures == 1; }));
+  EXPECT_EQ(result().last_failure_cause,
+            "docker: exec in container stele-web-r1.0.0: cannot connect to /nonexistent/docker.sock: No such file or directory");
+  EXPECT_FALSE(fs::exists(fs::path(sandbox_) / "ran"));
+}
+
+// Host processes whose command line is `cmdline` (args joined by spaces).
+int processes_running(const std::string& cmdline) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::ifstream f(e.path() / "cmdline");
+    std::string args((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::replace(args.begin(), args.end(), '\0', ' ');
+    if (args == cmdline + " ") ++n;
+  }
+  return n;
+}
+
+// Against a real engine (scripts/docker-engine, image from
+// scripts/docker-base-image); skipped, saying why, without one.
+class DockerHealthTest : public HealthTest {
+ protected:
+  void SetUp() override {
+    HealthTest::SetUp();
+    auto up = engine_.available();
+    if (!up) GTEST_SKIP() << "no Docker engine: " << up.error().message;
+    auto has = engine_.image_exists(kImage);
+    if (!has || !*has) GTEST_SKIP() << "no image " << kImage << " (scripts/docker-base-image)";
+    docker::ContainerConfig c;
+    c.name = container_ = "stele-health-test-" + std::to_string(::getpid());
+    (void)engine_.remove(c.name, true);
+    c.image = kImage;
+    c.shell_cmd = "exec sleep 300";
+    c.user = "65534:65534";
+    c.env = {"ROLE=inside"};
+    auto id = engine_.create(c);
+    ASSERT_TRUE(id) << id.error().message;
+    ASSERT_TRUE(engine_.start(*id));
+  }
+  void TearDown() override {
+    health.reset();
+    run_for(1500ms);  // a probe in flight ends (its 1 s timeout) before `io` goes: it posts its result there
+    HealthTest::TearDown();
+    if (!container_.empty()) (void)engine_.remove(container_, true);
+  }
+  HealthTarget in_container() {
+    auto t = target();
+    t.container = container_;
+    t.docker_socket = engine_.options().socket_path;
+    return t;
+  }
+
+  static inline const std::string kImage = "stele/busybox:latest";
+  docker::Engine engine_;
+  std::string container_;
+};
+
+TEST_F(DockerHealthTest, CommandRunsInsideAsTheContainersUserAndExitStatusDecides) {
+  auto inside = command("grep -q sleep /proc/1/cmdline && test \"$(id -u)\" = 65534 && test \"$ROLE\" = inside");
+  start(in_container(), {inside, command("echo not ready; echo more; exit 3")});
+  ASSERT_TRUE(run_until([&] { return result(1).consecutive_failures == 1 && (result(0).alive || result(0).consecutive_failures); }, 10s));
+  EXPECT_TRUE(result(0).alive) << result(0).last_failure_cause;
+  EXPECT_EQ(result(1).last_failure_cause, "command exited with status 3: not ready");
+}
+
+TEST_F(DockerHealthTest, TimeoutReportsAndKillsTheCommand) {
+  auto c = command("exec sleep 29");
+  c.interval_seconds = 60;
+  auto begin = std::chrono::steady_clock::now();
+  start(in_container(), {c});
+  ASSERT_TRUE(run_until([&] { return result().consecutive_failures == 1; }, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 3s);
+  EXPECT_EQ(result().last_failure_cause, "timed out after 1s");
+  EXPECT_TRUE(run_until([] { return processes_running("sleep 29") == 0; }, 3s));
+}
+
+TEST_F(DockerHealthTest, DestroyWhileCommandRunsKillsItAndStaysSilent) {
+  auto c = command("exec sleep 28");
+  c.timeout_seconds = 20;
+  start(in_container(), {c});
+  ASSERT_TRUE(run_until([] { return processes_running("sleep 28") == 1; }, 5s));
+  health.reset();
+  EXPECT_TRUE(run_until([] { return processes_running("sleep 28") == 0; }, 3s));
+  run_for(200ms);
+  EXPECT_TRUE(changes.empty());
+  EXPECT_TRUE(kills.empty());
 }
 
 }  // namespace

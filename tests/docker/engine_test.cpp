@@ -169,6 +169,80 @@ TEST_F(EngineTest, KillWaitAndRemove) {
       << gone.error().message;
 }
 
+TEST_F(EngineTest, ExecRunsInsideTheContainerAsItsUserWithItsEnv) {
+  auto c = shell("exec", "sleep 300");
+  c.user = "65534:65534";
+  c.env = {"GREETING=inside"};
+  std::string id = run(c);
+  ExecConfig e;
+  e.cmd = {"/bin/sh", "-c", "echo \"$(id -u) $GREETING $EXTRA $(cat /proc/1/cmdline | tr '\\0' ' ')\"; echo oops >&2; exit 4"};
+  e.env = {"EXTRA=added"};
+  auto exec = engine_.exec_create(c.name, e);
+  ASSERT_TRUE(exec) << exec.error().message;
+  std::string out, err;
+  auto started = engine_.exec_start(*exec, deadline_in(30s), [&](StreamKind k, std::string_view s) {
+    (k == StreamKind::kStderr ? err : out).append(s);
+    return true;
+  });
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_EQ(out.rfind("65534 inside added ", 0), 0u) << out;
+  EXPECT_NE(out.find("sleep 300"), std::string::npos) << "pid 1 is the container's own command: " << out;
+  EXPECT_EQ(err, "oops\n");
+  auto info = engine_.exec_inspect(*exec);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_FALSE(info->running);
+  EXPECT_EQ(info->exit_code, 4);
+  EXPECT_EQ(info->pid, 0);
+  (void)id;
+}
+
+TEST_F(EngineTest, ExecPastItsDeadlineKeepsRunningUntilKilledByPid) {
+  auto c = shell("exec-slow", "sleep 300");
+  run(c);
+  ExecConfig e;
+  e.cmd = {"sleep", "30"};
+  e.user = "65534";
+  auto exec = engine_.exec_create(c.name, e);
+  ASSERT_TRUE(exec) << exec.error().message;
+  auto started = engine_.exec_start(*exec, deadline_in(500ms), [](StreamKind, std::string_view) { return true; });
+  ASSERT_FALSE(started);
+  EXPECT_NE(started.error().message.find("docker: start exec " + *exec + ": "), std::string::npos) << started.error().message;
+  EXPECT_NE(started.error().message.find("timed out"), std::string::npos) << started.error().message;
+  auto info = engine_.exec_inspect(*exec);
+  ASSERT_TRUE(info) << info.error().message;
+  ASSERT_TRUE(info->running);
+  ASSERT_GT(info->pid, 0);
+  ASSERT_EQ(::kill(info->pid, SIGKILL), 0);  // the engine's pid is in the host's namespace
+  for (int i = 0; i < 100 && info && info->running; ++i) {
+    std::this_thread::sleep_for(50ms);
+    info = engine_.exec_inspect(*exec);
+  }
+  ASSERT_TRUE(info);
+  EXPECT_FALSE(info->running);
+  EXPECT_EQ(info->exit_code, 137);
+}
+
+TEST_F(EngineTest, ExecNeedsARunningContainerAndACommand) {
+  auto c = shell("exec-stopped", "true");
+  ASSERT_TRUE(engine_.create(c));
+  ExecConfig e;
+  e.cmd = {"true"};
+  auto stopped = engine_.exec_create(c.name, e);
+  ASSERT_FALSE(stopped);
+  EXPECT_EQ(stopped.error().code, 409);
+  EXPECT_NE(stopped.error().message.find("docker: exec in container " + c.name + ": "), std::string::npos)
+      << stopped.error().message;
+  auto missing = engine_.exec_create(name("exec-none"), e);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, 404);
+  auto no_cmd = engine_.exec_create(c.name, ExecConfig{});
+  ASSERT_FALSE(no_cmd);
+  EXPECT_EQ(no_cmd.error().message, "docker: exec in container " + c.name + ": no command to run");
+  auto no_exec = engine_.exec_inspect("0123456789abcdef");
+  ASSERT_FALSE(no_exec);
+  EXPECT_EQ(no_exec.error().code, 404);
+}
+
 TEST_F(EngineTest, StopSendsTheStopSignalFirst) {
   auto c = shell("stop", "trap 'exit 7' TERM; while true; do sleep 0.1; done");
   std::string id = run(c);
@@ -295,6 +369,20 @@ TEST(EngineTransport, NoSocketIsReportedAsUnavailableWithTheReason) {
   auto r = Engine(o).available();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message, "docker: ping: cannot connect to /nonexistent/docker.sock: No such file or directory");
+}
+
+TEST(EngineTransport, ExecOfABadNameIsRefusedBeforeAnyRequest) {
+  EngineOptions o;
+  o.socket_path = "/nonexistent/docker.sock";
+  ExecConfig e;
+  e.cmd = {"true"};
+  auto r = Engine(o).exec_create("../etc", e);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, 400);
+  EXPECT_EQ(r.error().message, "docker: exec in container ../etc: '../etc' is not a valid container or image name");
+  auto s = Engine(o).exec_start("a b", kNoDeadline, nullptr);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, 400);
 }
 
 TEST(EngineTransport, AnEngineThatNeverAnswersTimesOut) {

@@ -651,6 +651,7 @@ class Up:
         argv += ["--metrics-interval", str(self.extra.get("metrics_interval", 10))]
         for a in self.apps:
             argv += ["--app", a]
+        argv += self.extra.get("args", [])
         self.proc = self.h.spawn(self.name, argv)
         if wait:
             wait_until(lambda: self.api.ping() or self._dead(), 15, "%s to answer /ping" % self.name)

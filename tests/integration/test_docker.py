@@ -323,6 +323,42 @@ class DockerTest(SteleTestCase):
             return len(ts) == 1 and cs == [ts[0]["id"]] and answer(ts[0])
         wait_until(replaced, 60, "one healthy replacement in its own container")
 
+    def test_10_command_health_checks_run_inside_the_container(self):
+        self.start_cluster("exec")
+        # Passes only inside the container: there pid 1 is the app's httpd
+        # (on the host it is the host's init), /tmp/www is the container's own
+        # and the env is the container's.
+        inside = "grep -q httpd /proc/1/cmdline && test -f /tmp/www/index.html && test \"$TAG\" = v1"
+        check = {"protocol": "COMMAND", "command": {"value": inside}, "gracePeriodSeconds": 20,
+                 "intervalSeconds": 1, "timeoutSeconds": 5, "maxConsecutiveFailures": 3}
+        self.api.post("/v2/apps", web_app(1, healthChecks=[check]))
+        [task] = self.wait_healthy(self.api, APP, 1, timeout=40)
+        [marathon] = self.api.get("/v2/apps" + APP + "/tasks")["tasks"]
+        self.assertEqual(marathon["id"], task["id"])
+        [result] = marathon["healthCheckResults"]
+        self.assertTrue(result["alive"], result)
+        self.assertEqual(result["consecutiveFailures"], 0, result)
+
+        # A check that fails (inside the container: $TAG is the container's)
+        # has the task killed and replaced, the exit status in the cause.
+        sick = "/dock/sick"
+        failing = dict(check, command={"value": "echo sick-$TAG; exit 3"}, gracePeriodSeconds=0,
+                       maxConsecutiveFailures=2)
+        self.api.post("/v2/apps", dict(web_app(1, healthChecks=[failing]), id=sick))
+        first = wait_until(lambda: next(iter(self.api.live_tasks(sick)), None), 30, "the sick app's first task")
+        cause = "health check failed: command exited with status 3: sick-v1"
+
+        def killed_for_health():
+            for e in self.api.get("/api/v1/events?since=0")["events"]:
+                if e.get("app") == sick and cause in json.dumps(e):
+                    return e
+            return None
+        wait_until(killed_for_health, 40, "the sick task killed for its health check")
+        wait_until(lambda: [t for t in self.api.live_tasks(sick) if t["id"] != first["id"]], 40,
+                   "a replacement of the sick task")
+        # The healthy app was never touched.
+        self.assertEqual([t["id"] for t in self.api.healthy_tasks(APP)], [task["id"]])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -36,15 +36,21 @@ std::vector<std::string> container_env(const TaskLaunch& l) {
   return env;
 }
 
-// The watcher: the executor's child standing for the container (see docker.h).
-[[noreturn]] void watch(const docker::EngineOptions& o, const std::string& id, int out_fd, int err_fd) {
-  ::prctl(PR_SET_NAME, "stele-docker", 0, 0, 0);
+// In the executor's child that stands for a container or a build: its
+// output on the task's pipes, nothing else inherited, gone with the executor.
+void become_child(const char* name, int out_fd, int err_fd) {
+  ::prctl(PR_SET_NAME, name, 0, 0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // the executor owns the container; gone: the agent sweeps it
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) _exit(kWatcherFailed);
   ::close_range(3, ~0U, 0);
+}
+
+// The watcher: the executor's child standing for the container (see docker.h).
+[[noreturn]] void watch(const docker::EngineOptions& o, const std::string& id, int out_fd, int err_fd) {
+  become_child("stele-docker", out_fd, err_fd);
   docker::Engine engine(o);
   docker::LogsOptions lo;
   lo.follow = true;
@@ -59,6 +65,32 @@ std::vector<std::string> container_env(const TaskLaunch& l) {
     _exit(kWatcherFailed);
   }
   _exit(*code & 0xff);
+}
+
+// The builder: the executor's child standing for a Dockerfile build (see
+// docker.h). Exits 0 once the image is built and saved to the sandbox.
+[[noreturn]] void build(const docker::EngineOptions& o, const docker::BuildOptions& b, const std::string& sandbox,
+                        int out_fd) {
+  become_child("stele-build", out_fd, out_fd);  // a step's output is one stream
+  auto say = [](const std::string& line) { (void)write_all(1, line + "\n"); };
+  docker::Engine engine(o);
+  auto id = engine.build(b, [](std::string_view line) { (void)write_all(1, std::string(line) + "\n"); });
+  if (!id) {
+    say("stele: " + id.error().message);
+    _exit(1);
+  }
+  say(fmt::format("Built image {} ({}); saving it for the artifact store", b.tag, *id));
+  // Saved by tag, so `docker load` on another agent restores the tag too.
+  std::string tar = sandbox + "/" + kBuiltImageTar;
+  if (auto saved = engine.save(b.tag, tar, docker::kNoDeadline); !saved) {
+    say("stele: " + saved.error().message);
+    _exit(1);
+  }
+  if (auto w = write_file_atomic(sandbox + "/" + kBuiltImageId, *id); !w) {
+    say("stele: " + w.error().message);
+    _exit(1);
+  }
+  _exit(0);
 }
 
 // Removes what Docker created for the container around the task's cgroup in
@@ -86,7 +118,7 @@ docker::ContainerConfig container_config(const TaskLaunch& l, const std::string&
   const LaunchSpec& s = *l.spec;
   const DockerLaunch& d = *s.docker;
   docker::ContainerConfig c;
-  c.name = "stele-" + s.task_id;
+  c.name = container_name(s.task_id);
   c.image = d.image;
   if (s.cmd) c.shell_cmd = *s.cmd;  // Marathon: cmd runs with /bin/sh -c inside the image
   else c.cmd = s.args;              // args: handed to the image's entrypoint
@@ -125,6 +157,18 @@ Result<void> DockerContainerizer::ensure_image(const docker::Engine& engine, con
   return {};
 }
 
+docker::BuildOptions build_options(const LaunchSpec& s) {
+  docker::BuildOptions b;
+  b.context_dir = s.work_dir.value_or(s.sandbox + "/app");
+  b.dockerfile = s.docker->dockerfile;
+  b.tag = s.docker->image;
+  if (s.mem > 0) b.memory_bytes = cgroup_memory_bytes(s.mem);
+  b.cpu_shares = cgroup_cpu_shares(s.cpus);
+  b.labels = {{kLabelApp, s.app_id}, {kLabelRelease, std::to_string(s.release)}};
+  b.scratch_dir = s.sandbox;
+  return b;
+}
+
 Result<StartedTask> DockerContainerizer::start(const TaskLaunch& l) {
   const LaunchSpec& s = *l.spec;
   if (!s.docker) return fail("a docker task needs a docker image");
@@ -132,6 +176,14 @@ Result<StartedTask> DockerContainerizer::start(const TaskLaunch& l) {
   docker::Engine engine(engine_options_);
   if (auto ok = engine.available(); !ok) return fail("Docker engine unavailable: " + ok.error().message);
   StartedTask t;
+  if (!s.docker->dockerfile.empty()) {  // a build: no container of its own
+    docker::BuildOptions b = build_options(s);
+    pid_t pid = ::fork();
+    if (pid < 0) return fail(errno_message("fork (image builder)", errno));
+    if (pid == 0) build(engine_options_, b, s.sandbox, l.stdout_fd);
+    t.pid = pid;
+    return t;
+  }
   if (auto ok = ensure_image(engine, *s.docker, t.warning); !ok) return fail(ok.error());
   std::string user_warning;
   docker::ContainerConfig config = container_config(l, container_user(l, &user_warning));
@@ -156,13 +208,22 @@ Result<StartedTask> DockerContainerizer::start(const TaskLaunch& l) {
 }
 
 void DockerContainerizer::signal(const StartedTask& t, int sig) {
-  if (t.container_id.empty()) return;
+  // A build's builder ends its request, which cancels the build.
+  if (t.container_id.empty()) {
+    if (t.pid > 0) ::kill(t.pid, sig);
+    return;
+  }
   // Stopped already (409) or gone (404): the watcher reports the end.
   (void)docker::Engine(engine_options_).kill(t.container_id, sig);
 }
 
 TaskExit DockerContainerizer::collect(StartedTask& t, int wait_status) {
   TaskExit out;
+  if (t.container_id.empty()) {  // a build
+    if (WIFEXITED(wait_status)) out.exit_code = WEXITSTATUS(wait_status);
+    else if (WIFSIGNALED(wait_status)) out.signal = WTERMSIG(wait_status);
+    return out;
+  }
   auto info = docker::Engine(engine_options_).inspect(t.container_id);
   if (info && !info->running) {  // the engine's account, even when the watcher failed
     out.exit_code = info->exit_code;

@@ -43,11 +43,20 @@ class DockerContainerizer final : public Containerizer {
   std::string cgroup_relpath_;  // "<parent>/<task>" when the container lives in the task's cgroup
 };
 
-// The container a task runs as (pure; unit-tested): name "stele-<task id>",
+// The name of a task's container.
+inline std::string container_name(const std::string& task_id) { return "stele-" + task_id; }
+
+// The container a task runs as (pure; unit-tested): name container_name(),
 // host network, env with MESOS_SANDBOX/HOME pointing at the sandbox mounted
 // at /mnt/mesos/sandbox, limits from the spec, the stele.* labels. `user` is
 // "uid:gid" or the spec's own user.
 docker::ContainerConfig container_config(const TaskLaunch& launch, const std::string& user);
+
+// The Dockerfile build a build task (DockerLaunch::dockerfile set) asks the
+// engine for (pure; unit-tested): the app dir as context, the image tag, the
+// task's memory and cpu shares as the build's limits, stele.app/release
+// labels, the context tar written in the sandbox.
+docker::BuildOptions build_options(const LaunchSpec& s);
 
 // The user the container runs as, and a warning when the spec's parameters
 // override the task user.
