@@ -91,6 +91,7 @@ struct Flags {
   bool agent_router = false;                         // `stele agent --router`: a router on this host
   std::string agent_router_listen = "127.0.0.1:7080";  // ... listening here
   bool verbose = false;
+  std::string store_url;  // --store: "" = SQLite in the data dir
 };
 
 std::string self_exe() {
@@ -371,7 +372,7 @@ struct ServerRole {
     fs::create_directories(data_dir);
     if (auto r = open_logs(io, f, data_dir); !r) return r;
     if (auto r = open_metrics(io, f, data_dir); !r) return r;
-    auto st = store::open_sqlite_store((data_dir / "state.db").string());
+    auto st = store::open_store(f.store_url, (data_dir / "state.db").string());
     if (!st) return fail(st.error());
     store = std::move(*st);
     // The forward input first: agents learn its address at registration.
@@ -770,6 +771,44 @@ int run_down(const Flags& f) {
   return 0;
 }
 
+// `stele store migrate`: copies every document and event between two stores.
+struct StoreMigrateFlags {
+  std::string from, to;
+  bool force = false;
+  bool json = false;
+};
+
+int print_error(const std::string& what, const Error& e) {
+  fmt::print(stderr, "stele: {}: {}\n", what, e.message);
+  return 1;
+}
+
+int run_store_migrate(const StoreMigrateFlags& m) {
+  auto from = store::open_store(m.from, "", false);
+  if (!from) return print_error("--from " + m.from, from.error());
+  auto to = store::open_store(m.to, "");
+  if (!to) return print_error("--to " + m.to, to.error());
+  auto report = store::migrate_state(**from, **to, m.force);
+  if (!report) return print_error("store migrate", report.error());
+  if (m.json) {
+    fmt::print("{}\n", Json{{"from", m.from}, {"to", m.to}, {"documents", report->documents}, {"events", report->events}}.dump());
+    return 0;
+  }
+  for (const auto& [collection, n] : report->documents) fmt::print("{:<16} {}\n", collection, n);
+  fmt::print("{:<16} {}\ncopied from {} to {}\n", "events", report->events, m.from, m.to);
+  return 0;
+}
+
+void add_store_commands(CLI::App& app, CLI::App*& migrate, StoreMigrateFlags& m) {
+  auto* storec = app.add_subcommand("store", "the server's state store (stop the servers using it first)");
+  storec->require_subcommand(1);
+  migrate = storec->add_subcommand("migrate", "copy every document and event from one store to another (e.g. SQLite to etcd)");
+  migrate->add_option("--from", m.from, "source store: sqlite:PATH or etcd://host:port[,host:port...][/prefix/]")->required();
+  migrate->add_option("--to", m.to, "destination store, same forms; must be empty unless --force")->required();
+  migrate->add_flag("--force", m.force, "write over a non-empty destination (same keys replaced, nothing deleted)");
+  migrate->add_flag("--json", m.json, "print the counts as JSON");
+}
+
 void add_common_flags(CLI::App* c, Flags& f) {
   c->add_option("--data-dir", f.data_dir, "data directory")->envname("STELE_DATA_DIR");
   c->add_option("--agent-timeout", f.agent_timeout, "seconds without heartbeat before an agent is lost (and fences itself)")
@@ -840,6 +879,10 @@ void add_server_flags(CLI::App* c, Flags& f) {
       ->envname("STELE_PROBE_INTERVAL")->capture_default_str();
   c->add_option("--carbon-relay", f.carbon_relay, "also send every metric point to this Graphite line receiver host:port")
       ->envname("STELE_CARBON_RELAY");
+  c->add_option("--store", f.store_url,
+                "state store: sqlite:PATH, or etcd://host:port[,host:port...][/prefix/] (etcd v3; several servers "
+                "can share it) (default: SQLite <data-dir>/state.db)")
+      ->envname("STELE_STORE");
 }
 
 void add_agent_flags(CLI::App* c, Flags& f) {
@@ -891,6 +934,9 @@ int main(int argc, char** argv) {
   up->add_option("--app", f.apps, "app spec (Marathon JSON) to deploy once the platform is up; repeatable")->check(CLI::ExistingFile);
   auto* down = app.add_subcommand("down", "stop the platform started by `stele up` and every app instance, from the data dir");
   down->add_option("--data-dir", f.data_dir, "data directory of `stele up`")->envname("STELE_DATA_DIR");
+  StoreMigrateFlags store_migrate;
+  CLI::App* migrate = nullptr;
+  add_store_commands(app, migrate, store_migrate);
   cli::add_client_commands(app);
   try {
     app.parse(argc, argv);
@@ -901,5 +947,6 @@ int main(int argc, char** argv) {
   if (*agentc) return run_agent(f);
   if (*up) return run_up(f);
   if (*down) return run_down(f);
+  if (*migrate) return run_store_migrate(store_migrate);
   return cli::run_client(app);
 }

@@ -58,18 +58,26 @@ class SqliteStore final : public Store {
 
   Result<void> apply(const std::vector<Write>& writes, const std::vector<Json>& events,
                      std::vector<int64_t>* event_ids) override {
-    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
-    auto r = apply_in_tx(writes, events, event_ids);
-    if (!r) {
-      exec("ROLLBACK");
-      return r;
-    }
-    if (auto c = exec("COMMIT"); !c) {
-      exec("ROLLBACK");
-      return c;
-    }
-    if (!events.empty()) last_event_ = event_ids && !event_ids->empty() ? event_ids->back() : query_last_event();
+    std::vector<int64_t> ids;
+    if (auto r = in_transaction([&] { return apply_in_tx(writes, events, &ids, false); }); !r) return r;
+    if (!ids.empty()) last_event_ = ids.back();
+    if (event_ids) event_ids->insert(event_ids->end(), ids.begin(), ids.end());
     return {};
+  }
+
+  Result<void> import(const std::vector<Write>& writes, const std::vector<Json>& events) override {
+    if (auto r = in_transaction([&] { return apply_in_tx(writes, events, nullptr, true); }); !r) return r;
+    if (!events.empty()) last_event_ = query_last_event();
+    return {};
+  }
+
+  Result<std::vector<std::string>> collections() override {
+    Stmt s(db_, "SELECT DISTINCT collection FROM docs ORDER BY collection");
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(s.text(0));
+    if (rc != SQLITE_DONE) return fail(std::string("state store read failed: ") + sqlite3_errmsg(db_));
+    return out;
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> list(const std::string& collection) override {
@@ -120,8 +128,18 @@ class SqliteStore final : public Store {
     return {};
   }
 
+  template <class Body>
+  Result<void> in_transaction(Body body) {
+    if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+    auto r = body();
+    if (r) r = exec("COMMIT");
+    if (!r) exec("ROLLBACK");
+    return r;
+  }
+
+  // keep_ids: each event carries its "id" (import); else ids are assigned.
   Result<void> apply_in_tx(const std::vector<Write>& writes, const std::vector<Json>& events,
-                           std::vector<int64_t>* event_ids) {
+                           std::vector<int64_t>* event_ids, bool keep_ids) {
     Stmt put(db_, "INSERT OR REPLACE INTO docs (collection, key, value) VALUES (?, ?, ?)");
     Stmt del(db_, "DELETE FROM docs WHERE collection = ? AND key = ?");
     for (const auto& w : writes) {
@@ -132,9 +150,16 @@ class SqliteStore final : public Store {
       if (s.step() != SQLITE_DONE) return fail(std::string("state store write failed: ") + sqlite3_errmsg(db_));
       s.reset();
     }
-    Stmt ins(db_, "INSERT INTO events (body) VALUES (?)");
+    Stmt ins(db_, keep_ids ? "INSERT OR REPLACE INTO events (body, id) VALUES (?, ?)" : "INSERT INTO events (body) VALUES (?)");
     for (const auto& e : events) {
-      ins.bind(1, e.dump());
+      if (keep_ids) {
+        Json body = e;
+        body.erase("id");
+        ins.bind(1, body.dump());
+        ins.bind(2, e.value("id", int64_t(0)));
+      } else {
+        ins.bind(1, e.dump());
+      }
       if (ins.step() != SQLITE_DONE) return fail(std::string("event append failed: ") + sqlite3_errmsg(db_));
       if (event_ids) event_ids->push_back(sqlite3_last_insert_rowid(db_));
       ins.reset();
