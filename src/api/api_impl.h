@@ -101,14 +101,16 @@ net::HttpResponse event_stream(ApiServer::Impl& s, const net::HttpRequest& req,
 
 namespace stele::api {
 // Wraps a synchronous handler body: auth check first (mutating calls, or all
-// when `always_auth`), then the body. The Router keeps the std::function
-// alive, so capturing references is safe.
+// when `always_auth`), then the body; a successful non-GET call runs the
+// cluster's tick soon unless `kicks` is false (a call that changes nothing
+// the tick acts on, like a heartbeat: the periodic tick covers it). The
+// Router keeps the std::function alive, so capturing references is safe.
 template <class Fn>
-net::Handler sync_handler(ApiServer::Impl& s, Fn fn, bool always_auth = false) {
-  return [&s, fn, always_auth](net::HttpRequest& req) -> net::awaitable<net::HttpResponse> {
+net::Handler sync_handler(ApiServer::Impl& s, Fn fn, bool always_auth = false, bool kicks = true) {
+  return [&s, fn, always_auth, kicks](net::HttpRequest& req) -> net::awaitable<net::HttpResponse> {
     if (auto denied = s.check_auth(req, always_auth)) co_return *denied;
     net::HttpResponse r = fn(req);
-    if (r.status < 400 && req.method != "GET") s.kick();
+    if (kicks && r.status < 400 && req.method != "GET") s.kick();
     co_return r;
   };
 }

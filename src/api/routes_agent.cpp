@@ -77,10 +77,13 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     if (!s.cluster.heartbeat(body->value("id", "")))
       return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
     auto router = s.agent_routers.find(body->value("id", ""));
-    if (router != s.agent_routers.end() && body->contains("routerVersion") && (*body)["routerVersion"].is_number_unsigned())
-      router->second.applied = (*body)["routerVersion"].get<uint64_t>();
+    if (router != s.agent_routers.end() && body->contains("routerVersion") && (*body)["routerVersion"].is_number_unsigned()) {
+      uint64_t applied = (*body)["routerVersion"].get<uint64_t>();
+      if (applied != router->second.applied) s.kick();  // a drain may wait for this acknowledgement
+      router->second.applied = applied;
+    }
     return HttpResponse::json(200, {{"ok", true}});
-  }, true));
+  }, true, false));  // a plain heartbeat changes nothing the tick acts on
   r.add("POST", "/api/v1/agent/status", sync_handler(s, [&s](HttpRequest& req) {
     auto body = body_json(req);
     if (!body) return HttpResponse::error(body.error(), 400);
@@ -106,6 +109,8 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
       while (!s.stopped) {
         const auto* node = s.cluster.node(agent);
         if (!node || node->state != "active" || !node->session) co_return;
+        // Commands queued while this loop writes must not wait for the next notify.
+        const uint64_t seen = s.agent_signal(agent).generation();
         for (const auto& c : s.cluster.commands(agent, sent)) {
           sent = c.seq;
           net::SseEvent ev{std::to_string(c.seq), "command", c.body.dump()};
@@ -129,7 +134,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
           std::string frame = net::format_sse(net::SseEvent{"", "images", images});
           if (!co_await w.write(std::move(frame))) co_return;
         }
-        co_await s.agent_signal(agent).wait(std::chrono::seconds(10));
+        co_await s.agent_signal(agent).wait_since(seen, std::chrono::seconds(10));
         if (!co_await w.write(":\n\n")) co_return;
       }
     };

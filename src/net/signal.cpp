@@ -9,6 +9,7 @@ namespace stele::net {
 namespace asio = boost::asio;
 
 void AsyncSignal::notify() {
+  ++generation_;
   auto waiters = std::move(waiters_);
   waiters_.clear();
   for (auto& w : waiters)
@@ -20,6 +21,11 @@ asio::awaitable<void> AsyncSignal::wait(std::chrono::milliseconds timeout) {
   waiters_.push_back(t);
   boost::system::error_code ec;
   co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> AsyncSignal::wait_since(uint64_t seen, std::chrono::milliseconds timeout) {
+  if (generation_ != seen) co_return;
+  co_await wait(timeout);
 }
 
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {

@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -18,9 +19,16 @@ class AsyncSignal {
   void notify();
   // Returns after notify() or `timeout`, whichever comes first.
   boost::asio::awaitable<void> wait(std::chrono::milliseconds timeout);
+  // How many notify() calls so far. A loop that reads its work and then
+  // suspends (writing it out) before it waits would miss a notify() made
+  // meanwhile: it takes generation() before reading and waits with
+  // wait_since(), which returns at once when a notify() came in between.
+  uint64_t generation() const { return generation_; }
+  boost::asio::awaitable<void> wait_since(uint64_t seen, std::chrono::milliseconds timeout);
 
  private:
   boost::asio::any_io_executor ex_;
+  uint64_t generation_ = 0;
   std::vector<std::weak_ptr<boost::asio::steady_timer>> waiters_;
 };
 

@@ -140,7 +140,10 @@ class ApiTest(SteleTestCase):
         for agents; reads stay open. (Traffic still goes to 127.0.0.1 only.)"""
         port = stelelib.free_port()
         data = os.path.join(self.h.tmp, "open-server")
-        self.h.spawn("open-server", [STELE, "server", "--router-listen", "off", "--data-dir", data, "--listen", "0.0.0.0:%d" % port])
+        # Its own forward and graphite ports: the defaults may be taken by another Stele on this machine.
+        self.h.spawn("open-server", [STELE, "server", "--router-listen", "off", "--data-dir", data,
+                                     "--listen", "0.0.0.0:%d" % port]
+                     + stelelib.forward_flags(stelelib.free_port(), {}) + stelelib.metrics_flags(stelelib.free_port(), {}))
         api = stelelib.Api("http://127.0.0.1:%d" % port)
         wait_until(api.ping, 15, "server on 0.0.0.0 to answer /ping")
         with open(os.path.join(data, "token")) as f:
