@@ -123,9 +123,13 @@ class SimAgent:
 
     async def heartbeats(self):
         while not self.cluster.stopping:
+            if self.cluster.heartbeats_paused:  # a bench's baseline without heartbeats (keep it < the agent timeout)
+                await asyncio.sleep(0.2)
+                continue
             status, _ = await self.conn.request("POST", "/api/v1/agent/heartbeat", {"id": self.id})
             if status == 404:
                 return
+            self.cluster.heartbeats += 1
             await asyncio.sleep(self.heartbeat_s)
 
     async def commands(self):
@@ -156,6 +160,7 @@ class SimAgent:
             t = c["task"]
             tid = t.get("id") or t.get("taskId")
             self.cluster.launches += 1
+            self.cluster.launched_at[tid] = time.time()
             self.send({"taskId": tid, "state": "running", "pid": 100000 + self.cluster.launches,
                        "startedMs": int(time.time() * 1000)})
         elif c.get("type") == "kill":
@@ -186,6 +191,8 @@ class SimAgent:
             status, _ = await self.conn.request("POST", "/api/v1/agent/status", {"id": self.id, "updates": batch})
             if status == 200:
                 del self.pending[:len(batch)]
+                self.cluster.status_posts += 1
+                self.cluster.status_updates += len(batch)
             elif status == 404:
                 return
             else:
@@ -200,7 +207,12 @@ class SimCluster:
         self.port_begin, self.port_end = ports
         self.agents = [SimAgent(self, i) for i in range(agents)]
         self.stopping = False
-        self.launches = 0
+        self.launches = 0         # launch commands received
+        self.launched_at = {}     # task id -> when its launch command arrived (time.time())
+        self.heartbeats = 0       # heartbeats the server answered 200
+        self.heartbeats_paused = False
+        self.status_posts = 0     # acknowledged POST /api/v1/agent/status
+        self.status_updates = 0   # updates in them
 
     async def start(self):
         self.runs = [asyncio.ensure_future(a.run()) for a in self.agents]
