@@ -25,6 +25,7 @@ extern char** environ;
 #include "agent/executor_output.h"
 #include "agent/task_runner.h"
 #include "api/api_server.h"
+#include "restore.h"
 #include "cli/cli.h"
 #include "cli/hook.h"
 #include "common/log.h"
@@ -937,6 +938,9 @@ int main(int argc, char** argv) {
   StoreMigrateFlags store_migrate;
   CLI::App* migrate = nullptr;
   add_store_commands(app, migrate, store_migrate);
+  RestoreFlags restore_flags;
+  CLI::App* restore = nullptr;
+  add_restore_command(app, restore, restore_flags);
   cli::add_client_commands(app);
   try {
     app.parse(argc, argv);
@@ -948,5 +952,6 @@ int main(int argc, char** argv) {
   if (*up) return run_up(f);
   if (*down) return run_down(f);
   if (*migrate) return run_store_migrate(store_migrate);
+  if (*restore) return run_restore(restore_flags);
   return cli::run_client(app);
 }

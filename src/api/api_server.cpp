@@ -15,6 +15,9 @@ namespace stele::api {
 
 namespace asio = boost::asio;
 
+// GET /api/v1/backup (routes_backup.cpp).
+void add_backup_routes(net::Router& r, ApiServer::Impl& s);
+
 net::AsyncSignal& ApiServer::Impl::agent_signal(const std::string& id) {
   auto& p = agent_signals[id];
   if (!p) p = std::make_shared<net::AsyncSignal>(io.get_executor());
@@ -103,6 +106,7 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   }
   add_pipeline_routes(router_, s);
   if (s.git) add_git_routes(router_, s);
+  add_backup_routes(router_, s);
   add_ui_routes(router_);
 }
 

@@ -43,6 +43,9 @@ ClientCommand& add_verb(CLI::App& root, const std::shared_ptr<GlobalFlags>& flag
   return *cmd;
 }
 
+// backup (commands_backup.cpp).
+void add_backup_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+
 void add_client_commands(CLI::App& app) {
   auto flags = std::make_shared<GlobalFlags>();
   add_global_flags(app, *flags, "Client options");
@@ -54,6 +57,7 @@ void add_client_commands(CLI::App& app) {
   add_log_commands(app, flags);
   add_metrics_commands(app, flags);
   add_check_commands(app, flags);
+  add_backup_commands(app, flags);
 }
 
 int run_client(CLI::App& app) {

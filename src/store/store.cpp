@@ -117,4 +117,13 @@ Result<MigrateReport> migrate_state(Store& from, Store& to, bool force) {
   return report;
 }
 
+Result<void> Store::snapshot(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return fail("snapshot target " + path + " already exists");
+  auto to = open_sqlite_store(path);
+  if (!to) return fail(to.error());
+  if (auto r = migrate_state(*this, **to, false); !r) return fail("snapshot to " + path + ": " + r.error().message);
+  return {};
+}
+
 }  // namespace stele::store

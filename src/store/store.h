@@ -45,6 +45,14 @@ class Store {
   // store already holds is replaced); last_event_id() becomes at least the
   // largest. Ids must be increasing within one call.
   virtual Result<void> import(const std::vector<Write>& writes, const std::vector<Json>& events) = 0;
+  // Writes the whole state as it is now (documents and events, ids kept) to
+  // a new SQLite state store at `path`, which must not exist yet: a backup's
+  // snapshot (`stele backup`). No write of this Store lands half in it. The
+  // default copies through migrate_state (for etcd: point-in-time as long as
+  // this Store's process is the only writer, as the leader is); SQLite
+  // overrides it with VACUUM INTO. Blocks for the copy: call it between
+  // writes on the Store's thread.
+  virtual Result<void> snapshot(const std::string& path);
 };
 
 // SQLite (WAL, synchronous=FULL) at `path`, creating or migrating the schema.

@@ -52,3 +52,29 @@ TEST(SqliteStore, AcknowledgedWriteSurvivesKill9) {
   ASSERT_TRUE(v);
   EXPECT_TRUE(v->has_value());
 }
+
+TEST(SqliteStore, SnapshotIsAnOpenableCopyKeepingEventIds) {
+  std::string path = temp_db();
+  auto s = store::open_sqlite_store(path);
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_TRUE((*s)->apply({{"apps", "/web", std::string("{\"id\":\"/web\"}")}}, {Json{{"type", "a"}}, Json{{"type", "b"}}}));
+  std::string copy = std::filesystem::path(path).parent_path() / "snap.db";
+  ASSERT_TRUE((*s)->snapshot(copy));
+  // Writes after the snapshot are not in it.
+  ASSERT_TRUE((*s)->apply({{"apps", "/late", std::string("{}")}}, {Json{{"type", "c"}}}));
+  auto c = store::open_sqlite_store(copy);
+  ASSERT_TRUE(c) << c.error().message;
+  auto apps = (*c)->list("apps");
+  ASSERT_TRUE(apps);
+  ASSERT_EQ(apps->size(), 1u);
+  EXPECT_EQ((*apps)[0].first, "/web");
+  EXPECT_EQ((*c)->last_event_id(), 2);
+  auto evs = (*c)->events_since(0, 10);
+  ASSERT_TRUE(evs);
+  ASSERT_EQ(evs->size(), 2u);
+  EXPECT_EQ((*evs)[1].value("type", ""), "b");
+  // An existing file is never overwritten.
+  auto again = (*s)->snapshot(copy);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("already exists"), std::string::npos);
+}

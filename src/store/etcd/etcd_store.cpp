@@ -90,6 +90,7 @@ class EtcdStore final : public Store {
   }
 
   int64_t last_event_id() override { return last_event_; }
+  // snapshot(): the Store default (migrate_state into a new SQLite file).
 
   // One short range per collection: after finding "doc/<c>/...", jump to the
   // first key past every key of <c> ("doc/<c>0", '0' being '/' + 1).

@@ -1,5 +1,7 @@
 #include <sqlite3.h>
 
+#include <filesystem>
+
 #include "store/store.h"
 
 namespace stele::store {
@@ -116,6 +118,17 @@ class SqliteStore final : public Store {
   }
 
   int64_t last_event_id() override { return last_event_; }
+
+  // VACUUM INTO reads one transaction's view: a consistent, compact copy.
+  Result<void> snapshot(const std::string& path) override {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) return fail("snapshot target " + path + " already exists");
+    Stmt s(db_, "VACUUM INTO ?");
+    s.bind(1, path);
+    if (s.step() != SQLITE_DONE)
+      return fail("state store snapshot to " + path + " failed: " + sqlite3_errmsg(db_));
+    return {};
+  }
 
  private:
   Result<void> exec(const std::string& sql) {
