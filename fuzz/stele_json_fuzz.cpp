@@ -33,7 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (spec->app.id != app_id) violated("accepted a spec for another app", text);
   for (const char* k : {"build", "test", "release", "branch", "autoDeploy"})
     if (spec->app.extra.contains(k)) violated("pipeline field left in extra", text);
-  if (spec->build && spec->dockerfile) violated("both build cmd and dockerfile", text);
+  // A Dockerfile build keeps its limits in `build`, whose cmd only describes it.
+  if (spec->dockerfile && (!spec->build || spec->build->cmd != stele::pipeline::dockerfile_build_cmd(*spec->dockerfile)))
+    violated("a Dockerfile build without its describing build step", text);
 
   stele::Json rendered = stele::pipeline::repo_spec_json(*spec);
   std::string dumped = rendered.dump();
