@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "artifact/sha256.h"
+#include "artifact/tar_reader.h"
 #include "common/json.h"
 #include "common/result.h"
 #include "net/process.h"
@@ -27,65 +28,38 @@ using namespace stele;
 
 namespace {
 
-
-
 struct TarMember {
   std::string name;
   uint64_t size = 0;
   std::streamoff offset = 0;  // of its data
 };
 
-uint64_t tar_octal(const char* p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i)
-    if (p[i] >= '0' && p[i] <= '7') v = v * 8 + uint64_t(p[i] - '0');
-    else if (p[i] != ' ' || v) break;
-  return v;
-}
-
-// The "path" record of a pax header, "" when none.
-std::string pax_path(const std::string& pax) {
-  for (size_t at = 0; at < pax.size();) {
-    size_t sp = pax.find(' ', at);
-    size_t len = sp == std::string::npos ? 0 : std::strtoull(pax.c_str() + at, nullptr, 10);
-    if (!len) break;
-    std::string rec = pax.substr(sp + 1, len - (sp + 1 - at) - 1);
-    if (rec.rfind("path=", 0) == 0) return rec.substr(5);
-    at += len;
-  }
-  return "";
-}
-
-// The regular files of a ustar archive; a bad header checksum is an error
-// naming the member before it.
+// The regular files of a ustar archive; a bad header is an error naming the
+// member before it.
 Result<std::vector<TarMember>> list_tar(std::ifstream& in) {
   std::vector<TarMember> out;
-  std::string long_name;
-  unsigned char h[512];
-  while (in.read(reinterpret_cast<char*>(h), 512)) {
-    if (std::all_of(h, h + 512, [](unsigned char c) { return c == 0; })) return out;
-    uint64_t sum = 0;
-    for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-    std::string after = out.empty() ? "the start" : "member " + out.back().name;
-    if (sum != tar_octal(reinterpret_cast<char*>(h) + 148, 8))
-      return fail("corrupt tar header after " + after + " (the backup is damaged)");
-    uint64_t size = tar_octal(reinterpret_cast<char*>(h) + 124, 12);
+  artifact::TarEntry over;  // from a pax header, for the next entry
+  char h[artifact::kTarBlock];
+  auto after = [&] { return out.empty() ? std::string("the start") : "member " + out.back().name; };
+  while (in.read(h, sizeof h)) {
+    if (artifact::tar_end_block(h)) return out;
+    auto e = artifact::decode_tar_header(h);
+    if (!e) return fail(e.error().message + " after " + after() + " (the backup is damaged)");
     std::streamoff data = in.tellg();
-    std::string name(reinterpret_cast<char*>(h), strnlen(reinterpret_cast<char*>(h), 100));
-    std::string prefix(reinterpret_cast<char*>(h) + 345, strnlen(reinterpret_cast<char*>(h) + 345, 155));
-    if (!prefix.empty()) name = prefix + "/" + name;
-    if (h[156] == 'x') {
+    uint64_t size = e->size;
+    if (e->type == 'x') {
+      if (size > artifact::kMaxTarMeta) return fail("oversized pax header after " + after() + " (the backup is damaged)");
       std::string pax(size, '\0');
       in.read(pax.data(), std::streamsize(size));
-      long_name = pax_path(pax);
-    } else if (h[156] == '0' || h[156] == '\0') {
-      out.push_back({long_name.empty() ? name : long_name, size, data});
-      long_name.clear();
+      artifact::apply_pax(pax, over);
+    } else if (e->type == '0' || e->type == '\0') {
+      if (over.size) size = over.size;
+      out.push_back({over.path.empty() ? e->path : over.path, size, data});
+      over = {};
     }
-    in.seekg(data + std::streamoff((size + 511) / 512 * 512));
+    in.seekg(data + std::streamoff(size + artifact::tar_padding(size)));
   }
-  return fail("the archive ends without its end marker after " +
-              (out.empty() ? std::string("the start") : "member " + out.back().name) + " (truncated?)");
+  return fail("the archive ends without its end marker after " + after() + " (truncated?)");
 }
 
 // Calls `sink` with the member's bytes in pieces.

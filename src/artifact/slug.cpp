@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "artifact/sha256.h"
+#include "artifact/tar_reader.h"
 #include "artifact/tar_writer.h"
 
 namespace stele::artifact {
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kBlock = 512;
+
 constexpr size_t kChunk = 128 * 1024;  // fixed feed size keeps zstd output deterministic
 
 std::string errno_text() { return std::strerror(errno); }
@@ -90,7 +91,7 @@ class ZstdFileSink : public TarSink {
   uint64_t size_ = 0;
 };
 
-using Block = std::array<char, kBlock>;
+using Block = std::array<char, kTarBlock>;
 
 class ZstdFileSource {
  public:
@@ -141,56 +142,11 @@ class ZstdFileSource {
   size_t in_len_ = 0, in_pos_ = 0, out_len_ = 0, out_pos_ = 0;
 };
 
-struct TarEntry {
-  std::string path, link;
-  char type = '0';
-  unsigned mode = 0;
-  uint64_t size = 0;
-};
-
-std::string field(const Block& b, size_t off, size_t len) {
-  const char* p = &b[off];
-  return std::string(p, strnlen(p, len));
-}
-
-uint64_t octal(const Block& b, size_t off, size_t len) {
-  uint64_t v = 0;
-  for (size_t i = off; i < off + len && b[i] >= '0' && b[i] <= '7'; ++i) v = v * 8 + (b[i] - '0');
-  return v;
-}
-
-uint64_t pad_of(uint64_t size) { return (kBlock - size % kBlock) % kBlock; }
-
-bool checksum_ok(Block b) {
-  unsigned want = static_cast<unsigned>(octal(b, 148, 8));
-  std::memset(&b[148], ' ', 8);
-  unsigned sum = 0;
-  for (char c : b) sum += static_cast<unsigned char>(c);
-  return sum == want;
-}
-
-// Applies "len key=value\n" records to the next entry.
-void apply_pax(const std::string& data, TarEntry& over) {
-  for (size_t i = 0; i < data.size();) {
-    size_t sp = data.find(' ', i);
-    if (sp == std::string::npos) return;
-    size_t len = std::strtoull(data.c_str() + i, nullptr, 10);
-    if (len == 0 || i + len > data.size()) return;
-    std::string rec = data.substr(sp + 1, i + len - sp - 2);
-    size_t eq = rec.find('=');
-    std::string key = rec.substr(0, eq), value = eq == std::string::npos ? "" : rec.substr(eq + 1);
-    if (key == "path") over.path = value;
-    if (key == "linkpath") over.link = value;
-    if (key == "size") over.size = std::strtoull(value.c_str(), nullptr, 10);
-    i += len;
-  }
-}
-
 Result<std::string> read_meta(ZstdFileSource& src, uint64_t size) {
-  if (size > (1u << 20)) return fail("slug: extended header too large");
+  if (size > kMaxTarMeta) return fail("slug: extended header too large");
   std::string data(size, '\0');
   if (auto r = src.read(data.data(), size); !r) return fail(r.error());
-  if (auto r = src.read(nullptr, pad_of(size)); !r) return fail(r.error());
+  if (auto r = src.read(nullptr, tar_padding(size)); !r) return fail(r.error());
   if (auto nul = data.find('\0'); nul != std::string::npos) data.resize(nul);  // GNU 'L' names
   return data;
 }
@@ -200,12 +156,11 @@ Result<bool> next_entry(ZstdFileSource& src, TarEntry& e) {
   TarEntry over;
   for (;;) {
     Block b;
-    if (auto r = src.read(b.data(), kBlock); !r) return fail(r.error());
-    if (std::all_of(b.begin(), b.end(), [](char c) { return c == 0; })) return false;
-    if (!checksum_ok(b)) return fail("slug: corrupt tar header (bad checksum)");
-    std::string prefix = field(b, 345, 155), name = field(b, 0, 100);
-    e = TarEntry{prefix.empty() ? name : prefix + "/" + name, field(b, 157, 100), b[156],
-                 static_cast<unsigned>(octal(b, 100, 8)), octal(b, 124, 12)};
+    if (auto r = src.read(b.data(), kTarBlock); !r) return fail(r.error());
+    if (tar_end_block(b.data())) return false;
+    auto header = decode_tar_header(b.data());
+    if (!header) return fail("slug: " + header.error().message);
+    e = std::move(*header);
     if (e.type != 'x' && e.type != 'g' && e.type != 'L' && e.type != 'K') break;
     auto meta = read_meta(src, e.size);
     if (!meta) return fail(meta.error());
@@ -274,7 +229,7 @@ Result<void> write_file(ZstdFileSource& src, const fs::path& t, const TarEntry& 
   }
   if (r && ::fchmod(fd, e.mode & 0777) != 0) r = fail("slug: chmod " + t.string() + ": " + errno_text());
   ::close(fd);
-  return r ? src.read(nullptr, pad_of(e.size)) : r;
+  return r ? src.read(nullptr, tar_padding(e.size)) : r;
 }
 
 using DirModes = std::vector<std::pair<fs::path, unsigned>>;
@@ -291,11 +246,11 @@ Result<void> extract(ZstdFileSource& src, const fs::path& dest, const TarEntry& 
   if (e.type == '5') {
     if (::mkdir(t->c_str(), 0700) != 0 && errno != EEXIST) return fail("slug: mkdir " + t->string() + ": " + errno_text());
     dirs.emplace_back(*t, e.mode & 0777);
-    return src.read(nullptr, e.size + pad_of(e.size));
+    return src.read(nullptr, e.size + tar_padding(e.size));
   }
   if (e.type == '2') {
     if (::symlink(e.link.c_str(), t->c_str()) != 0) return fail("slug: symlink " + t->string() + ": " + errno_text());
-    return src.read(nullptr, e.size + pad_of(e.size));
+    return src.read(nullptr, e.size + tar_padding(e.size));
   }
   return write_file(src, *t, e);
 }
