@@ -199,8 +199,15 @@ class RouterTest(SteleTestCase):
         def answers(name):
             status, _, body = get(rport, name + ".localhost:%d" % rport)
             return body if status.startswith("HTTP/1.1 200") else None
+        def router_has_both(name):
+            # The API's health and the router's table are 200 ms apart: sample
+            # once the router runs a table with both instances in its pool.
+            t = server.api.get("/api/v1/routes")
+            pool = [i for i in t["apps"].get("/" + name, {}).get("instances", []) if i["healthy"]]
+            return len(pool) == 2 and all(r["appliedVersion"] == t["version"] for r in t["routers"]) or None
         for name in ("web1", "web2"):
             seen = set()
+            wait_until(lambda: router_has_both(name), 10, name + "'s two instances in the router's pool")
             wait_until(lambda: answers(name), 10, name + " through the router")
             for _ in range(6):
                 body = answers(name)
