@@ -41,6 +41,8 @@ extern char** environ;
 #include "router/service.h"
 #include "net/offload.h"
 #include "net/http_server.h"
+#include "net/tls.h"
+#include "store/election.h"
 #include "store/store.h"
 
 namespace fs = std::filesystem;
@@ -62,6 +64,8 @@ struct Flags {
   std::string subscriptions;
   std::string task_user;
   std::string token;
+  std::string join_token;      // server: what agents must present; agent: what it presents
+  bool require_token = false;  // server: tokens even on a loopback listener
   double agent_timeout = 30;
   double recovery_timeout = 900;
   std::string docker_socket = "/var/run/docker.sock";
@@ -93,6 +97,11 @@ struct Flags {
   std::string agent_router_listen = "127.0.0.1:7080";  // ... listening here
   bool verbose = false;
   std::string store_url;  // --store: "" = SQLite in the data dir
+  std::string tls_cert, tls_key;  // server: the API listener is HTTPS with these (both or neither)
+  std::string tls_ca;             // CA https:// servers and TLS forward inputs are verified with
+  bool forward_tls = false;       // server: the forward input is TLS too (same cert/key)
+  std::string advertise_url;  // server: its API as other servers, agents and clients reach it
+  int leader_ttl = 5;         // server with an etcd store: the leader lease's TTL, seconds
 };
 
 std::string self_exe() {
@@ -114,10 +123,10 @@ std::string read_file(const fs::path& p) {
   return s;
 }
 
-// The token in data_dir/token, generated (0600) when missing.
-std::string load_or_create_token(const fs::path& dir) {
+// The token in data_dir/<name> (token, join-token), generated (0600) when missing.
+std::string load_or_create_token(const fs::path& dir, const char* name = "token") {
   fs::create_directories(dir);
-  auto p = dir / "token";
+  auto p = dir / name;
   if (fs::exists(p)) return read_file(p);
   std::random_device rd;
   std::string tok;
@@ -192,7 +201,13 @@ Result<void> check_task_user_reaches(const std::string& data_dir, const std::str
 
 Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& data_dir, const std::string& server) {
   agent::AgentOptions o;
-  o.server_url = server;
+  for (size_t at = 0; at <= server.size();) {  // "http://a:7070,http://b:7070"
+    size_t comma = std::min(server.find(',', at), server.size());
+    if (comma > at) o.servers.push_back(server.substr(at, comma - at));
+    at = comma + 1;
+  }
+  if (o.servers.empty()) return fail("--server: no server URL given");
+  o.server_url = o.servers.front();
   o.data_dir = data_dir;
   o.id = agent::load_or_create_agent_id(data_dir, f.agent_id);
   o.hostname = f.hostname.empty() ? system_hostname() : f.hostname;
@@ -263,9 +278,30 @@ struct ServerRole {
   std::unique_ptr<router::RouterService> router;  // nullptr with --router-listen off
   std::unique_ptr<asio::steady_timer> router_timer;
   uint64_t router_version = 0;                   // last table version sent to the router
+  // With an etcd store: the election; the leader-only duties (cluster,
+  // pipeline, monitoring, router feed) start once it is won.
+  std::unique_ptr<store::LeaderElection> election;
+  bool leading = false;  // io thread: the duties run
+  int exit_code = 0;     // 75 after losing leadership
   fs::path logs_dir;
   std::string bound;
   std::string forward_bound;  // "" when off
+  std::shared_ptr<net::TlsContext> tls;  // --tls-cert/--tls-key; nullptr: plain HTTP
+
+  // The API listener's (and with --forward-tls the forward input's) TLS
+  // context; an unreadable or mismatched file is a startup error naming it.
+  Result<void> open_tls(const Flags& f) {
+    if (f.tls_cert.empty() != f.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
+    if (f.tls_cert.empty()) {
+      if (f.forward_tls) return fail("--forward-tls needs --tls-cert and --tls-key");
+      return {};
+    }
+    auto c = net::make_server_context(f.tls_cert, f.tls_key);
+    if (!c) return fail("--tls-cert/--tls-key: " + c.error().message);
+    tls = *c;
+    return {};
+  }
+  std::string api_scheme() const { return tls ? "https://" : "http://"; }
 
   Result<void> open_logs(asio::io_context& io, const Flags& f, const fs::path& data_dir) {
     auto retention = logs::parse_retention(f.log_retention);
@@ -345,6 +381,7 @@ struct ServerRole {
     fo.shared_key = f.forward_shared_key;
     fo.self_hostname = f.hostname.empty() ? system_hostname() : f.hostname;
     fo.signal_sink = metrics->signal_sink();
+    if (f.forward_tls) fo.tls = tls;
     forward = std::make_unique<logs::ForwardServer>(io, *logs, fo);
     auto b = forward->start();
     if (!b) return fail(b.error());
@@ -369,18 +406,21 @@ struct ServerRole {
     return relay->start();
   }
 
-  Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token) {
+  Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token,
+                     const std::string& join_token) {
     fs::create_directories(data_dir);
     if (auto r = open_logs(io, f, data_dir); !r) return r;
     if (auto r = open_metrics(io, f, data_dir); !r) return r;
     auto st = store::open_store(f.store_url, (data_dir / "state.db").string());
     if (!st) return fail(st.error());
     store = std::move(*st);
+    if (auto r = open_tls(f); !r) return r;
     // The forward input first: agents learn its address at registration.
     if (auto r = start_forward(io, f); !r) return r;
     deploy::ClusterOptions co;
     co.forward_address = forward_bound;
     co.forward_shared_key = f.forward_shared_key;
+    co.forward_tls = f.forward_tls;
     co.agent_timeout_ms = static_cast<int64_t>(f.agent_timeout * 1000);
     co.deploy_timeout_ms = static_cast<int64_t>(f.deploy_timeout * 1000);
     co.heartbeat_interval_ms = std::max<int64_t>(200, co.agent_timeout_ms / 6);
@@ -399,14 +439,16 @@ struct ServerRole {
     api::ApiOptions ao;
     auto hp = net::split_host_port(f.listen);
     if (!hp) return fail("--listen: " + hp.error().message);
-    ao.require_token = !net::is_loopback_host(hp->first);
+    ao.require_token = f.require_token || !net::is_loopback_host(hp->first);
     ao.token = token;
+    ao.join_token = join_token;
     ao.leader = f.listen;
     ao.artifacts_dir = (data_dir / "artifacts").string();
     ao.git_dir = (data_dir / "git").string();
     ao.pipeline_dir = (data_dir / "pipeline").string();
     ao.webhook_secret = f.webhook_secret;
-    ao.server_url = "http://" + (net::is_loopback_host(hp->first) || hp->first == "0.0.0.0" || hp->first == "::" ||
+    ao.tls_ca = f.tls_ca;
+    ao.server_url = api_scheme() + (net::is_loopback_host(hp->first) || hp->first == "0.0.0.0" || hp->first == "::" ||
                                          hp->first == "[::]"
                                      ? std::string("127.0.0.1")
                                      : hp->first) +
@@ -435,18 +477,82 @@ struct ServerRole {
     }
     monitor = std::make_unique<monitor::MonitorService>(io, *store, clock, monitor_options(f));
     ao.monitor = monitor.get();
+    if (auto r = prepare_election(f, ao); !r) return r;
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
-    if (auto r = cluster->load(); !r) return r;
-    if (auto r = monitor->load(); !r) return fail("monitoring state: " + r.error().message);
-    http = std::make_unique<net::HttpServer>(io, api->router());
+    net::ServerOptions so;
+    so.tls = tls;
+    http = std::make_unique<net::HttpServer>(io, api->router(), so);
     auto b = http->listen(f.listen);
     if (!b) return fail(b.error());
     bound = *b;
-    api->start();
-    monitor->start();
     if (router) spdlog::info("router (HTTP reverse proxy for apps' routes) on http://{}", router->address());
     router_timer = std::make_unique<asio::steady_timer>(io);
+    if (election) {
+      election->start([this, &io] { asio::post(io, [this, &io] { lead(io); }); },
+                      [this, &io](const std::string&) {
+                        asio::post(io, [this, &io] {
+                          spdlog::critical("exiting: a server that lost leadership restarts as a follower");
+                          exit_code = 75;
+                          stop();
+                          io.stop();
+                        });
+                      });
+      api->start_replication();  // until elected: artifacts and repositories copied from the leader
+      return {};
+    }
+    return start_duties();
+  }
+
+  // The leader-only duties (design.md): reconciliation, deployments, the
+  // pipeline, monitoring, the router's table.
+  Result<void> start_duties() {
+    if (auto r = store->refresh(); !r) return fail("state store: " + r.error().message);
+    if (auto r = cluster->load(); !r) return r;
+    if (auto r = monitor->load(); !r) return fail("monitoring state: " + r.error().message);
+    api->start();
+    monitor->start();
     feed_router();
+    leading = true;
+    return {};
+  }
+
+  void lead(asio::io_context& io) {
+    if (exit_code) return;
+    if (auto r = start_duties(); !r) {
+      spdlog::critical("elected, but cannot take over: {}", r.error().message);
+      exit_code = 75;
+      stop();
+      io.stop();
+      return;
+    }
+    spdlog::info("this server leads: scheduling, deployments, the pipeline and monitoring run here");
+  }
+
+  // With an etcd store: joins the election (before the API listens, whose
+  // gate reads it).
+  Result<void> prepare_election(const Flags& f, api::ApiOptions& ao) {
+    if (f.store_url.rfind("etcd://", 0) != 0) return {};
+    auto eo = store::parse_etcd_url(f.store_url);
+    if (!eo) return fail(eo.error());
+    store::ElectionOptions o;
+    o.etcd = *eo;
+    o.id = f.hostname.empty() ? system_hostname() : f.hostname;
+    o.url = f.advertise_url.empty() ? ao.server_url : f.advertise_url;
+    o.ttl_seconds = f.leader_ttl;
+    election = std::make_unique<store::LeaderElection>(o);
+    ao.server_id = o.id;
+    ao.leadership = [this]() {
+      api::LeaderView v;
+      auto l = election->leader();
+      v.self = leading;
+      if (l) {
+        v.id = l->id;
+        v.url = l->url;
+        v.since = iso8601(l->since_ms);
+      }
+      if (!leading && election->is_leader()) v.url.clear();  // elected, still loading: 503 until it leads
+      return v;
+    };
     return {};
   }
 
@@ -510,6 +616,7 @@ struct ServerRole {
     if (log_timer) log_timer->cancel();
     if (metrics_timer) metrics_timer->cancel();
     if (router_timer) router_timer->cancel();
+    if (election) election->resign();  // a leader hands over now, not after its lease's TTL
   }
 
   // After the io_context stopped: waits for the forward input's last append,
@@ -586,18 +693,19 @@ int run_server(const Flags& f) {
   asio::io_context io;
   ServerRole s;
   std::string token = f.token.empty() ? load_or_create_token(dir) : f.token;
-  if (auto r = s.start(io, f, dir, token); !r) {
+  std::string join_token = f.join_token.empty() ? load_or_create_token(dir, "join-token") : f.join_token;
+  if (auto r = s.start(io, f, dir, token, join_token); !r) {
     fmt::print(stderr, "stele: {}\n", r.error().message);
     return 1;
   }
-  spdlog::info("Stele server listening on http://{} (data in {})", s.bound, dir.string());
+  spdlog::info("Stele server listening on {}{} (data in {})", s.api_scheme(), s.bound, dir.string());
   if (!s.forward_bound.empty())
-    spdlog::info("forward input (Fluentd forward protocol) on {}{}", s.forward_bound,
-                 f.forward_shared_key.empty() ? "" : " with shared-key handshake");
+    spdlog::info("forward input (Fluentd forward protocol) on {}{}{}", s.forward_bound,
+                 f.forward_tls ? " over TLS" : "", f.forward_shared_key.empty() ? "" : " with shared-key handshake");
   on_stop_signal(io, [&] { s.stop(); io.stop(); });
   io.run();
   s.close_logs();
-  return 0;
+  return s.exit_code;
 }
 
 // `stele agent --router`: the router on its own thread; its access records
@@ -641,7 +749,7 @@ int run_agent(const Flags& f) {
     fmt::print(stderr, "stele: {}\n", o.error().message);
     return 2;
   }
-  o->token = f.token;
+  o->token = f.join_token.empty() ? f.token : f.join_token;  // --token: the older spelling
   std::unique_ptr<router::RouterService> router;
   if (f.agent_router) {
     auto r = start_agent_router(f, *o);
@@ -665,7 +773,8 @@ int run_agent(const Flags& f) {
 // and pushed to its app with stock git, so the sample app goes through the
 // whole pipeline and the push's progress shows on this console. An app that
 // already has a release keeps it (push again with git to update it).
-void push_initial_repos(ServerRole& s, const std::vector<std::string>& dirs, const std::string& api_url) {
+void push_initial_repos(ServerRole& s, const std::vector<std::string>& dirs, const std::string& api_url,
+                        const std::string& ca_file) {
   std::vector<std::pair<std::string, std::string>> pushes;  // dir, remote url
   for (const auto& d : dirs) {
     fs::path dir = fs::absolute(d);
@@ -685,7 +794,7 @@ void push_initial_repos(ServerRole& s, const std::vector<std::string>& dirs, con
     pushes.emplace_back(dir.string(), api_url + "/git/" + app_name(id) + ".git");
   }
   if (pushes.empty()) return;
-  std::thread([pushes] {
+  std::thread([pushes, ca_file] {
     for (const auto& [dir, url] : pushes) {
       fmt::print("pushing {} to {}\n", dir, url);
       fflush(stdout);
@@ -693,8 +802,9 @@ void push_initial_repos(ServerRole& s, const std::vector<std::string>& dirs, con
           "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; cp -a \"$0\"/. \"$t\"; cd \"$t\"; rm -rf .git; "
           "git init -q -b main; git add -A; "
           "git -c user.name='stele up' -c user.email=stele@localhost commit -qm \"stele up --push $0\"; "
+          "if [ -n \"$2\" ]; then export GIT_SSL_CAINFO=\"$2\"; fi; "  // an https:// API (--tls-ca)
           "git push -q \"$1\" main";
-      const char* argv[] = {"sh", "-c", script.c_str(), dir.c_str(), url.c_str(), nullptr};
+      const char* argv[] = {"sh", "-c", script.c_str(), dir.c_str(), url.c_str(), ca_file.c_str(), nullptr};
       pid_t pid = -1;
       if (posix_spawnp(&pid, "sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
         spdlog::error("cannot start git to push {}", dir);
@@ -713,30 +823,32 @@ int run_up(Flags f) {
   fs::create_directories(dir);
   std::ofstream(dir / "stele.pid") << getpid() << "\n";
   std::string token = load_or_create_token(dir);
+  std::string join_token = f.join_token.empty() ? load_or_create_token(dir, "join-token") : f.join_token;
   f.recovery_timeout = 0;  // nothing else can take over under `up` (design.md)
   asio::io_context io;
   ServerRole s;
-  if (auto r = s.start(io, f, dir / "server", token); !r) {
+  if (auto r = s.start(io, f, dir / "server", token, join_token); !r) {
     fmt::print(stderr, "stele: {}\n", r.error().message);
     return 1;
   }
-  std::string api_url = "http://" + s.bound;
+  std::string api_url = s.api_scheme() + s.bound;
   auto o = agent_options(f, (dir / "agent").string(), api_url);
   if (!o) {
     fmt::print(stderr, "stele: {}\n", o.error().message);
     return 2;
   }
-  o->token = token;
+  o->token = join_token;
   if (o->advertise_addr.empty()) o->advertise_addr = "127.0.0.1";
   agent::Agent a(io, *o);
   a.start();
-  fmt::print("Stele is up.\n  API: {}\n  forward: {}\n  data: {}\n  token: {}/token\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
+  fmt::print("Stele is up.\n  API: {}\n  forward: {}\n  data: {}\n  token: {}/token (admin; agents join with {})\n  agent: {} ({}), tasks as user {}, ports {}-{}\n"
              "Ctrl-C stops the platform and leaves apps running; `stele down` stops them too.\n",
              api_url, s.forward_bound.empty() ? std::string("off") : "tcp+udp " + s.forward_bound, dir.string(),
-             dir.string(), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
+             dir.string(), f.join_token.empty() ? (dir / "join-token").string() : std::string("--join-token"), o->id, o->hostname, o->task_user, o->ports.begin, o->ports.end);
   fflush(stdout);
-  deploy_initial_apps(s, f.apps);
-  push_initial_repos(s, f.repos, api_url);
+  if (s.leading) deploy_initial_apps(s, f.apps);
+  else if (!f.apps.empty()) spdlog::warn("--app: not deployed, this server is not the leader");
+  push_initial_repos(s, f.repos, api_url, f.tls_ca);
   auto timer = std::make_shared<asio::steady_timer>(io);
   status_line(io, s, timer, std::make_shared<std::string>());
   on_stop_signal(io, [&] {
@@ -814,12 +926,25 @@ void add_common_flags(CLI::App* c, Flags& f) {
   c->add_option("--data-dir", f.data_dir, "data directory")->envname("STELE_DATA_DIR");
   c->add_option("--agent-timeout", f.agent_timeout, "seconds without heartbeat before an agent is lost (and fences itself)")
       ->envname("STELE_AGENT_TIMEOUT")->capture_default_str();
-  c->add_option("--token", f.token, "token for mutating calls and agents (default: <data-dir>/token)")->envname("STELE_TOKEN");
+  c->add_option("--token", f.token,
+                "server: the bootstrap admin token (default: <data-dir>/token); agent: the older spelling of --join-token")
+      ->envname("STELE_TOKEN");
+  c->add_option("--join-token", f.join_token,
+                "server: the token agents must present (default: <data-dir>/join-token, generated 0600); "
+                "agent: the join token it presents")
+      ->envname("STELE_JOIN_TOKEN");
   c->add_flag("-v,--verbose", f.verbose, "debug logging");
+  c->add_option("--tls-ca", f.tls_ca,
+                "CA certificate (PEM) an https:// server and a TLS forward input must be signed by (`stele certs "
+                "init`); server: also passed to its own git hooks")
+      ->envname("STELE_CA");
 }
 
 void add_server_flags(CLI::App* c, Flags& f) {
   c->add_option("--listen", f.listen, "API listener host:port")->envname("STELE_LISTEN")->capture_default_str();
+  c->add_flag("--require-token", f.require_token,
+              "require a token for mutating calls and agents even on a loopback listener (always so off loopback)")
+      ->envname("STELE_REQUIRE_TOKEN");
   c->add_option("--deploy-timeout", f.deploy_timeout, "seconds for new instances to become healthy before a deployment fails")
       ->envname("STELE_DEPLOY_TIMEOUT")->capture_default_str();
   c->add_option("--webhook-secret", f.webhook_secret, "secret for X-Hub-Signature-256 on POST /api/v1/hooks/git")
@@ -847,6 +972,14 @@ void add_server_flags(CLI::App* c, Flags& f) {
   c->add_option("--router-header-timeout", f.router_header_timeout,
                 "seconds a router client has for its TLS handshake and for each request head; slower clients are cut")
       ->envname("STELE_ROUTER_HEADER_TIMEOUT")->capture_default_str();
+  c->add_option("--tls-cert", f.tls_cert,
+                "certificate chain (PEM) of the API listener: with --tls-key it speaks only HTTPS (`stele certs node`)")
+      ->envname("STELE_TLS_CERT");
+  c->add_option("--tls-key", f.tls_key, "private key (PEM) of --tls-cert")->envname("STELE_TLS_KEY");
+  c->add_flag("--forward-tls", f.forward_tls,
+              "the forward input speaks TLS too, with --tls-cert/--tls-key (as Fluentd's <transport tls>); "
+              "agents are told to ship over TLS")
+      ->envname("STELE_FORWARD_TLS");
   c->add_option("--forward-listen", f.forward_listen,
                 "Fluentd forward protocol input host:port (tcp, and udp heartbeat); \"off\" disables it")
       ->envname("STELE_FORWARD_LISTEN")->capture_default_str();
@@ -884,6 +1017,13 @@ void add_server_flags(CLI::App* c, Flags& f) {
                 "state store: sqlite:PATH, or etcd://host:port[,host:port...][/prefix/] (etcd v3; several servers "
                 "can share it) (default: SQLite <data-dir>/state.db)")
       ->envname("STELE_STORE");
+  c->add_option("--advertise-url", f.advertise_url,
+                "this server's API URL as other servers, agents and the CLI reach it; with an etcd store followers "
+                "redirect to the leader's (default: http://<--listen>)")
+      ->envname("STELE_ADVERTISE_URL");
+  c->add_option("--leader-ttl", f.leader_ttl,
+                "with an etcd store: seconds of the leader's lease; a dead leader is replaced within about this")
+      ->envname("STELE_LEADER_TTL")->check(CLI::Range(2, 60))->capture_default_str();
 }
 
 void add_agent_flags(CLI::App* c, Flags& f) {
@@ -908,6 +1048,9 @@ void add_agent_flags(CLI::App* c, Flags& f) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "executor") return executor_main(argc, argv);
+  // https:// callers trust $STELE_CA (git hooks get it from the server); the
+  // flags (--tls-ca, --ca) replace it below.
+  if (const char* ca = getenv("STELE_CA"); ca && *ca) net::set_client_ca_file(ca);
   if (argc > 1 && std::string(argv[1]) == "hook") return cli::hook_main(argc, argv);  // git runs it
   signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Stele: git push to running, immutable releases — one binary for the whole platform.\n"
@@ -917,10 +1060,14 @@ int main(int argc, char** argv) {
   auto* server = app.add_subcommand("server", "run the control plane (API, scheduler, deployments, git + pipeline, artifact store)");
   add_common_flags(server, f);
   add_server_flags(server, f);
+  server->add_option("--hostname", f.hostname, "this server's name: its router's node, its name in the leader election "
+                                               "(default: the system's)")->envname("STELE_HOSTNAME");
   auto* agentc = app.add_subcommand("agent", "run an agent: offers this host's resources and runs tasks");
   add_common_flags(agentc, f);
   add_agent_flags(agentc, f);
-  agentc->add_option("--server", f.server, "server URL")->envname("STELE_SERVER")->capture_default_str();
+  agentc->add_option("--server", f.server,
+                     "server URL; several, comma-separated, for servers sharing an etcd store: the agent follows "
+                     "whichever leads")->envname("STELE_SERVER")->capture_default_str();
   agentc->add_flag("--router", f.agent_router,
                    "also run the HTTP router on this host (on --router-listen); it gets every route table from the "
                    "server and acknowledges it before routed instances are stopped")
@@ -947,6 +1094,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (!f.tls_ca.empty()) net::set_client_ca_file(f.tls_ca);
   if (*server) return run_server(f);
   if (*agentc) return run_agent(f);
   if (*up) return run_up(f);

@@ -61,7 +61,8 @@ Agent::Impl::Impl(asio::io_context& i, AgentOptions o)
                              opts.recovery_timeout_seconds, 3600},
              [this](const TaskStatus& st) { on_status(st); }),
       updates_signal(i.get_executor()),
-      slugs(i.get_executor(), workers, SlugCacheOptions{opts.data_dir + "/slugs", opts.server_url, headers(), 20}),
+      slugs(i.get_executor(), workers,
+            SlugCacheOptions{opts.data_dir + "/slugs", [this] { return opts.server_url; }, headers(), 20}),
       shipper(i, workers,
               ShipperOptions{.executors_dir = opts.data_dir + "/executors",
                              .extra_sources = {{"_agent-metrics", opts.data_dir + "/metrics-spool"},
@@ -78,6 +79,32 @@ static std::string forward_destination(const std::string& named, const std::stri
   auto u = net::parse_url(server_url);
   if (!u) return named;
   return (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) + ":" + std::to_string(hp->second);
+}
+
+// The next server of --server's list (when there are several).
+void Agent::Impl::next_server() {
+  if (opts.servers.size() < 2) return;
+  auto at = std::find(opts.servers.begin(), opts.servers.end(), opts.server_url);
+  size_t i = at == opts.servers.end() ? 0 : size_t(at - opts.servers.begin() + 1) % opts.servers.size();
+  opts.server_url = opts.servers[i];
+}
+
+// A follower's answer (307 naming the leader, or 503 while none is
+// elected): moves to the leader, or on along the list. true when it was one.
+bool Agent::Impl::follow_leader(const net::ClientResponse& r) {
+  if (r.status == 503 && r.headers.count("retry-after")) {
+    next_server();
+    return true;
+  }
+  if (r.status != 307 && r.status != 308) return false;
+  auto it = r.headers.find("x-stele-leader");
+  if (it == r.headers.end() || it->second.empty()) {
+    next_server();
+    return true;
+  }
+  if (it->second != opts.server_url) spdlog::info("{} is a follower: the leader is {}", opts.server_url, it->second);
+  opts.server_url = it->second;
+  return true;
 }
 
 net::Headers Agent::Impl::headers() const {
@@ -306,6 +333,14 @@ net::awaitable<bool> Agent::Impl::register_once() {
   auto r = co_await net::http_request("POST", url("/api/v1/agent/register"), registration().dump(), headers(), 10s);
   if (!r) {
     spdlog::warn("cannot register with {}: {}", opts.server_url, r.error().message);
+    next_server();
+    co_return false;
+  }
+  if (follow_leader(*r)) co_return false;
+  join_refused = r->status == 401;
+  if (join_refused) {
+    spdlog::error("server refused the join token (401: {}): start the agent with the server's --join-token "
+                  "(env STELE_JOIN_TOKEN; the server keeps it in <data-dir>/join-token); retrying", r->body);
     co_return false;
   }
   if (r->status != 200) {
@@ -315,7 +350,7 @@ net::awaitable<bool> Agent::Impl::register_once() {
   last_contact_ms = clock.now_ms();
   auto j = r->json();
   if (j) shipper.set_destination(forward_destination(j->value("forward", ""), opts.server_url),
-                                 j->value("forwardSharedKey", ""));
+                                 j->value("forwardSharedKey", ""), j->value("forwardTls", false));
   if (j)
     for (auto& id : j->value("kill", Json::array())) {
       spdlog::warn("server does not know task {}: killing it", id.get<std::string>());
@@ -339,7 +374,8 @@ net::awaitable<void> Agent::Impl::main_loop() {
         updates_signal.notify();
       } else {
         co_await net::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+        // A refused join token will not fix itself soon: retry, but calmly.
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(join_refused ? 10000 : 2000));
       }
     }
     check_fencing();
@@ -398,6 +434,19 @@ net::awaitable<void> Agent::Impl::heartbeat_loop(int my_session) {
       spdlog::warn("server forgot this agent: registering again");
       registered = false;
       co_return;
+    }
+    // Several servers: one that stopped answering, or is no longer the
+    // leader, is left for the leader (a new leader knows this agent only
+    // once it registered again).
+    if (opts.servers.size() > 1 && session == my_session) {
+      failed_heartbeats = r && r->status == 200 ? 0 : failed_heartbeats + 1;
+      if ((r && follow_leader(*r)) || (!r && failed_heartbeats >= 2)) {
+        spdlog::warn("leaving server {}: {}; registering with the leader", opts.server_url,
+                     r ? "it is no longer the leader" : r.error().message);
+        if (!r) next_server();
+        registered = false;
+        co_return;
+      }
     }
     co_await net::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::max(0.2, opts.agent_timeout_seconds / 6) * 1000)));
   }

@@ -20,7 +20,11 @@
 namespace stele::agent {
 
 struct AgentOptions {
-  std::string server_url;       // "http://127.0.0.1:7070"
+  std::string server_url;       // the server in use: "http://127.0.0.1:7070"
+  // Every server (`--server a,b,c`); with several the agent registers with
+  // whichever leads, following followers' redirects, and moves on when the
+  // one in use stops answering. Empty: server_url alone.
+  std::vector<std::string> servers;
   std::string data_dir;
   std::string id;               // stable; persisted in data_dir/agent-id when generated
   std::string hostname;
@@ -33,7 +37,7 @@ struct AgentOptions {
   double agent_timeout_seconds = 30;
   double recovery_timeout_seconds = 900;
   std::string docker_socket = "/var/run/docker.sock";  // Engine API of the docker containerizer
-  std::string token;
+  std::string token;            // the join token, sent as the bearer token on every request
   std::string stele_binary;     // for spawning executors
   // Collectors (collectors.h): task cgroups and the node, every this many
   // seconds, shipped to the server as metric records; 0 = off.

@@ -24,6 +24,7 @@
 #include "agent/health.h"
 #include "agent/shipper.h"
 #include "logs/spool.h"
+#include "net/http_client.h"
 #include "agent/slug_cache.h"
 #include "agent/steps.h"
 #include "agent/task_runner.h"
@@ -55,6 +56,7 @@ struct Agent::Impl {
   SystemClock clock;
   int64_t last_contact_ms = 0;
   bool registered = false;
+  bool join_refused = false;  // the last registration got 401: retry slower
   bool fenced = false;
   bool stopped = false;
   int session = 0;  // bumps on every registration; loops of older sessions end
@@ -95,6 +97,9 @@ struct Agent::Impl {
   static void log_removed_orphans(const std::vector<std::string>& tasks);
   net::awaitable<void> container_sweep_loop();
   net::awaitable<bool> register_once();
+  void next_server();
+  bool follow_leader(const net::ClientResponse& r);
+  int failed_heartbeats = 0;
   net::awaitable<void> main_loop();
   void check_fencing();
   std::string heartbeat_body() const;

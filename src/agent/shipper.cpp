@@ -117,6 +117,7 @@ struct Shipper::Impl : std::enable_shared_from_this<Impl> {
   asio::thread_pool& workers;
   ShipperOptions opt;
   std::string address, shared_key;
+  bool tls = false;
   std::unique_ptr<logs::ForwardClient> client;
   asio::steady_timer idle;
   bool running = false, stopped = false;
@@ -234,19 +235,21 @@ Shipper::Shipper(asio::io_context& io, asio::thread_pool& workers, ShipperOption
 
 Shipper::~Shipper() { stop(); }
 
-void Shipper::set_destination(const std::string& address, const std::string& shared_key) {
-  if (address == impl_->address && shared_key == impl_->shared_key) return;
+void Shipper::set_destination(const std::string& address, const std::string& shared_key, bool tls) {
+  if (address == impl_->address && shared_key == impl_->shared_key && tls == impl_->tls) return;
   if (impl_->client) impl_->client->close();
   impl_->address = address;
   impl_->shared_key = shared_key;
+  impl_->tls = tls;
   impl_->client.reset();
   if (!address.empty()) {
     logs::ForwardClientOptions fo;
     fo.address = address;
     fo.shared_key = shared_key;
+    fo.tls = tls;
     fo.self_hostname = impl_->opt.node;
     impl_->client = std::make_unique<logs::ForwardClient>(impl_->io.get_executor(), fo);
-    spdlog::info("shipping task output to {} (forward protocol{})", address,
+    spdlog::info("shipping task output to {} (forward protocol{}{})", address, tls ? " over TLS" : "",
                  shared_key.empty() ? "" : ", shared key");
   }
   impl_->wake();

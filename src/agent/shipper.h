@@ -58,8 +58,9 @@ class Shipper {
   Shipper& operator=(const Shipper&) = delete;
 
   // Where to ship (from the registration answer); "" pauses shipping.
-  // A change closes the current connection.
-  void set_destination(const std::string& address, const std::string& shared_key);
+  // A change closes the current connection. `tls`: the input speaks TLS,
+  // verified with the client CA (net/tls.h).
+  void set_destination(const std::string& address, const std::string& shared_key, bool tls = false);
   void start();
   void stop();
   bool has_destination() const;

@@ -170,7 +170,7 @@ net::awaitable<Result<std::string>> SlugCache::acquire(const std::string& digest
   }
   auto f = std::make_shared<Fetch>(io_);
   fetches_[digest] = f;
-  auto job = [url = opts_.server_url + "/api/v1/artifacts/" + digest, headers = opts_.headers, dir = opts_.dir,
+  auto job = [url = opts_.server_url() + "/api/v1/artifacts/" + digest, headers = opts_.headers, dir = opts_.dir,
               digest] { return download_slug(url, headers, dir, digest); };
   f->result = co_await net::offload(workers_, std::move(job));
   f->done = true;

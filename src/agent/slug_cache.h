@@ -13,6 +13,7 @@
 // Threading: all methods on the io thread that owns the cache; downloads,
 // hashing and eviction run on the worker pool.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -30,7 +31,7 @@ namespace stele::agent {
 
 struct SlugCacheOptions {
   std::string dir;         // <agent data>/slugs
-  std::string server_url;  // "http://host:port"
+  std::function<std::string()> server_url;  // the server in use: "http://host:port"
   net::Headers headers;    // the agent's token
   size_t max_slugs = 20;
 };

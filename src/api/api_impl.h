@@ -1,11 +1,36 @@
 // Private to src/api: shared state of the handlers and rendering helpers.
 #pragma once
+#include <map>
+#include <set>
 #include "api/api_server.h"
 #include "artifact/artifact_store.h"
 #include "common/names.h"
 #include "net/sse.h"
 
 namespace stele::api {
+
+// API token roles, each allowing what the ones below it allow (docs/api.md
+// "Tokens"): viewer reads (GET/HEAD), deployer also changes apps, releases,
+// deployments, config, tasks, checks and pushes; admin also manages tokens
+// and downloads backups. Pure; unit-tested in tests/api/tokens_test.cpp.
+enum class Role { viewer = 1, deployer = 2, admin = 3 };
+std::optional<Role> parse_role(std::string_view name);
+const char* role_name(Role r);
+// True when a token of role `have` may make a call that needs `need`.
+bool role_allows(Role have, Role need);
+// What a plain call needs: viewer for GET/HEAD, deployer for the rest.
+Role required_role(const net::HttpRequest& req);
+// "" when `name` is a valid token name ([a-z0-9][a-z0-9._-]{0,62}), else why not.
+std::string token_name_error(std::string_view name);
+// The secret of "Authorization: Bearer <secret>" ("" when none).
+std::string bearer_secret(const net::HttpRequest& req);
+
+// Who a presented secret is.
+struct Principal {
+  std::string name;        // token name; "bootstrap" for the data-dir token
+  Role role = Role::viewer;
+  bool join = false;       // the agents' join token (no role of its own)
+};
 
 struct ApiServer::Impl {
   boost::asio::io_context& io;
@@ -17,6 +42,12 @@ struct ApiServer::Impl {
   std::deque<Json> recent;   // newest events, for fast stream catch-up
   std::unique_ptr<artifact::ArtifactStore> artifacts;
   std::unique_ptr<pipeline::GitRepos> git;
+  // Leader: what each follower reported holding (routes_replication.cpp).
+  struct Replica {
+    std::set<std::string> artifacts;
+    int64_t reported_ms = 0;
+  };
+  std::map<std::string, Replica> replicas;
   std::unique_ptr<pipeline::Pipeline> pipeline;
   bool tick_pending = false;
   Json routes_doc;             // last route table content (without version)
@@ -44,9 +75,33 @@ struct ApiServer::Impl {
 
   net::AsyncSignal& agent_signal(const std::string& id);
   void kick();
-  // Auth: nullopt when allowed, else the 401 answer.
+  // Auth: nullopt when allowed, else the 401/403 answer. A presented bearer
+  // token is always checked (unknown: 401, role below `need`: 403); without
+  // one the call is allowed unless require_token and (mutating or `always`).
+  // The first form needs required_role(req).
   std::optional<net::HttpResponse> check_auth(const net::HttpRequest& req, bool always) const;
+  std::optional<net::HttpResponse> check_auth(const net::HttpRequest& req, Role need, bool always) const;
+  // The agent protocol: the join token or an admin token; with `users` a
+  // user token with required_role(req) too (artifacts, which agents and
+  // clients share). A wrong token: 401 "agent join token rejected".
+  std::optional<net::HttpResponse> check_agent_auth(const net::HttpRequest& req, bool users = false) const;
+  // "token:<name>" for a call with a valid token, else "api:<peer> (<ua>)".
   std::string actor(const net::HttpRequest& req) const;
+  // The principal a secret names; nullopt when unknown or revoked. Compares
+  // sha256 digests in constant time.
+  std::optional<Principal> authenticate(const std::string& secret) const;
+  // The `tokens` collection, cached (routes_tokens.cpp). Refreshed after
+  // this server's changes and at most every few seconds otherwise (another
+  // server on the same etcd store may have revoked one).
+  struct StoredToken {
+    std::string name, sha256;
+    Role role = Role::viewer;
+    Json doc;  // {name, role, sha256, created, createdBy}
+  };
+  mutable std::vector<StoredToken> tokens_cache;
+  mutable int64_t tokens_loaded_ms = -1;  // steady ms; -1 = never
+  const std::vector<StoredToken>& tokens() const;
+  void invalidate_tokens() { tokens_loaded_ms = -1; }
   // Events with id > since matching filters, oldest first.
   std::vector<Json> events_after(int64_t since, const std::string& type, const std::string& app, size_t limit);
 };
@@ -68,6 +123,15 @@ std::optional<Json> marathon_event(const Json& e);
 void add_native_routes(net::Router& r, ApiServer::Impl& s);
 void add_marathon_routes(net::Router& r, ApiServer::Impl& s);
 void add_agent_routes(net::Router& r, ApiServer::Impl& s);
+// GET /api/v1/leader, and a follower's gate (routes_leader.cpp).
+void add_leader_routes(net::Router& r, ApiServer::Impl& s);
+// /api/v1/replication[/report] on the leader; the follower's copy loop.
+void add_replication_routes(net::Router& r, ApiServer::Impl& s);
+net::awaitable<void> replicate_loop(ApiServer::Impl& s);
+// Live followers (reported within replica_timeout_ms) that lack `digest`.
+std::vector<std::string> missing_replicas(ApiServer::Impl& s, const std::string& digest);
+// The leader's "host:port" as /v2/leader and /v2/info name it ("" = none).
+std::string leader_host_port(const ApiServer::Impl& s);
 void add_event_routes(net::Router& r, ApiServer::Impl& s);
 void add_pipeline_routes(net::Router& r, ApiServer::Impl& s);
 // GET /api/v1/logs (routes_logs.cpp; 503 while ApiOptions.logs is null).
@@ -76,6 +140,8 @@ void add_log_routes(net::Router& r, ApiServer::Impl& s);
 void add_metrics_routes(net::Router& r, ApiServer::Impl& s);
 // Checks, handlers, silences, states and agents' results (routes_checks.cpp).
 void add_check_routes(net::Router& r, ApiServer::Impl& s);
+// API tokens: /api/v1/tokens (routes_tokens.cpp).
+void add_token_routes(net::Router& r, ApiServer::Impl& s);
 // Pipeline handlers the app routes dispatch to (routes_pipeline.cpp).
 net::HttpResponse release_log(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id, int64_t n);
 net::HttpResponse app_config(ApiServer::Impl& s, const net::HttpRequest& req, const std::string& app_id);
@@ -109,6 +175,18 @@ template <class Fn>
 net::Handler sync_handler(ApiServer::Impl& s, Fn fn, bool always_auth = false, bool kicks = true) {
   return [&s, fn, always_auth, kicks](net::HttpRequest& req) -> net::awaitable<net::HttpResponse> {
     if (auto denied = s.check_auth(req, always_auth)) co_return *denied;
+    net::HttpResponse r = fn(req);
+    if (kicks && r.status < 400 && req.method != "GET") s.kick();
+    co_return r;
+  };
+}
+
+// sync_handler for the agent protocol: check_agent_auth (`users`: user
+// tokens too) instead of check_auth.
+template <class Fn>
+net::Handler agent_handler(ApiServer::Impl& s, Fn fn, bool kicks = true, bool users = false) {
+  return [&s, fn, kicks, users](net::HttpRequest& req) -> net::awaitable<net::HttpResponse> {
+    if (auto denied = s.check_agent_auth(req, users)) co_return *denied;
     net::HttpResponse r = fn(req);
     if (kicks && r.status < 400 && req.method != "GET") s.kick();
     co_return r;

@@ -33,17 +33,49 @@ void ApiServer::Impl::kick() {
   });
 }
 
-std::optional<net::HttpResponse> ApiServer::Impl::check_auth(const net::HttpRequest& req, bool always) const {
-  bool mutating = req.method != "GET" && req.method != "HEAD";
-  if (!opts.require_token || (!mutating && !always)) return std::nullopt;
-  std::string h = req.header("authorization");
-  if (!opts.token.empty() && h == "Bearer " + opts.token) return std::nullopt;
-  auto r = net::HttpResponse::json(401, {{"message", "a valid token is required (Authorization: Bearer <token>); stele up writes it to <data-dir>/token"}});
+namespace {
+net::HttpResponse unauthorized(const std::string& message) {
+  auto r = net::HttpResponse::json(401, {{"message", message}});
   r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"stele\"");
   return r;
 }
+}  // namespace
+
+std::optional<net::HttpResponse> ApiServer::Impl::check_auth(const net::HttpRequest& req, bool always) const {
+  return check_auth(req, required_role(req), always);
+}
+
+std::optional<net::HttpResponse> ApiServer::Impl::check_auth(const net::HttpRequest& req, Role need, bool always) const {
+  std::string secret = bearer_secret(req);
+  if (secret.empty()) {
+    bool mutating = req.method != "GET" && req.method != "HEAD";
+    if (!opts.require_token || (!mutating && !always)) return std::nullopt;  // local admin
+    return unauthorized("a valid token is required (Authorization: Bearer <token>); stele up writes it to <data-dir>/token");
+  }
+  auto who = authenticate(secret);
+  if (!who || who->join) return unauthorized("unknown or revoked token");
+  if (!role_allows(who->role, need))
+    return net::HttpResponse::json(403, {{"message", std::string("this call needs the ") + role_name(need) + " role; token '" +
+                                                         who->name + "' has the " + role_name(who->role) + " role"}});
+  return std::nullopt;
+}
+
+std::optional<net::HttpResponse> ApiServer::Impl::check_agent_auth(const net::HttpRequest& req, bool users) const {
+  std::string secret = bearer_secret(req);
+  if (secret.empty()) {
+    if (users) return check_auth(req, required_role(req), false);  // as any client call
+    if (!opts.require_token) return std::nullopt;
+    return unauthorized("an agent join token is required (stele agent --join-token; the server keeps it in <data-dir>/join-token)");
+  }
+  auto who = authenticate(secret);
+  if (who && (who->join || who->role == Role::admin)) return std::nullopt;
+  if (who && users) return check_auth(req, required_role(req), false);
+  return unauthorized("agent join token rejected");
+}
 
 std::string ApiServer::Impl::actor(const net::HttpRequest& req) const {
+  if (std::string secret = bearer_secret(req); !secret.empty())
+    if (auto who = authenticate(secret); who && !who->join) return "token:" + who->name;
   std::string ua = req.header("user-agent");
   return "api:" + req.peer + (ua.empty() ? "" : " (" + ua.substr(0, 40) + ")");
 }
@@ -85,22 +117,26 @@ ApiServer::ApiServer(asio::io_context& io, deploy::Cluster& cluster, store::Stor
   router_.add("GET", "/ping", [](net::HttpRequest&) -> net::awaitable<net::HttpResponse> {
     co_return net::HttpResponse::text(200, "pong\n");
   });
+  add_leader_routes(router_, s);
+  add_replication_routes(router_, s);
   add_agent_routes(router_, s);
   add_event_routes(router_, s);
   add_log_routes(router_, s);
   add_metrics_routes(router_, s);
   add_check_routes(router_, s);
+  add_token_routes(router_, s);
   add_native_routes(router_, s);
   add_marathon_routes(router_, s);
   if (!s.opts.artifacts_dir.empty()) {
     s.artifacts = std::make_unique<artifact::ArtifactStore>(s.opts.artifacts_dir);
     add_artifact_routes(router_, s, *s.artifacts);
     if (!s.opts.git_dir.empty()) {
-      pipeline::HookEnv hook{s.opts.server_url, s.opts.token, s.opts.stele_binary};
+      pipeline::HookEnv hook{s.opts.server_url, s.opts.token, s.opts.stele_binary, s.opts.tls_ca};
       s.git = std::make_unique<pipeline::GitRepos>(s.opts.git_dir, hook);
       pipeline::PipelineOptions po = s.opts.pipeline;
       po.data_dir = s.opts.pipeline_dir;
       po.logs = s.opts.logs;
+      po.missing_replicas = [&s](const std::string& digest) { return missing_replicas(s, digest); };
       s.pipeline = std::make_unique<pipeline::Pipeline>(s.io, s.cluster, *s.git, *s.artifacts, po);
     }
   }
@@ -170,6 +206,12 @@ void ApiServer::start() {
       co_await net::sleep_for(s.opts.tick_interval);
     }
   }, asio::detached);
+}
+
+void ApiServer::start_replication() {
+  Impl& s = *impl_;
+  if (!s.artifacts || !s.git) return;
+  asio::co_spawn(s.io, replicate_loop(s), asio::detached);
 }
 
 void ApiServer::stop() {

@@ -26,11 +26,37 @@
 
 namespace stele::api {
 
+// Who leads, when several servers share an etcd store (store/election.h).
+struct LeaderView {
+  bool self = true;  // this server leads
+  std::string id;    // the leader's name; "" while none is elected
+  std::string url;   // its API: "http://10.213.0.1:7070"
+  std::string since; // ISO time it was elected
+};
+
 struct ApiOptions {
-  std::string token;          // required for mutating calls when require_token
+  std::string token;          // the bootstrap token: an admin token named "bootstrap"
+  // Mutating calls (and always_auth ones) need a token; false on loopback-only
+  // listeners unless `stele server --require-token`. A presented token is
+  // checked either way.
   bool require_token = false;
+  // What agents present on /api/v1/agent/... (and artifacts): `--join-token`,
+  // else <data-dir>/join-token. Admin tokens are accepted there too.
+  std::string join_token;
   std::string version = "0.1.0";
   std::string leader;         // "host:port" this server answers as
+  // Leadership (unset: this server always leads, as with SQLite). A follower
+  // answers /ping, /version, /v2/leader, /v2/info and /api/v1/leader itself
+  // and redirects every other request to the leader (307, the same target;
+  // X-Stele-Leader names its URL), or 503 while no leader is known.
+  std::function<LeaderView()> leadership;
+  // This server's name among the servers (its --hostname): followers report
+  // what they hold under it (routes_replication.cpp).
+  std::string server_id;
+  // A follower whose last report is older than this is not counted when a
+  // release waits for every live server to hold its artifact.
+  int64_t replica_timeout_ms = 5000;
+  std::chrono::milliseconds replicate_interval{1000};
   std::chrono::milliseconds tick_interval{250};
   std::string artifacts_dir;  // content-addressed artifact store; empty = no artifact routes
   // The pipeline runs when both the artifact store and these are set.
@@ -38,6 +64,7 @@ struct ApiOptions {
   std::string pipeline_dir;   // pipeline temp trees (release logs are in `logs`)
   std::string webhook_secret; // X-Hub-Signature-256 key for /api/v1/hooks/git; empty = token auth
   std::string server_url;     // how the post-receive hook reaches this API
+  std::string tls_ca;         // CA file the hook verifies an https server_url with ("" = none)
   std::string stele_binary;   // the binary the hook runs
   pipeline::PipelineOptions pipeline;  // build limits, timeouts, retention (dirs filled in from above)
   // The log store /api/v1/logs queries (owned by main, outlives the server);
@@ -61,6 +88,9 @@ class ApiServer {
   const net::Router& router() const { return router_; }
   // Starts the reconciliation ticker (and runs a tick soon after changes).
   void start();
+  // A follower: copies the leader's artifacts and git repositories until
+  // this server leads (routes_replication.cpp).
+  void start_replication();
   void stop();
   // Asks for a reconciliation as soon as possible.
   void kick();

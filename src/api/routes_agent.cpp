@@ -58,7 +58,7 @@ const std::string& collected_images(ApiServer::Impl& s) {
 }  // namespace
 
 void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
-  r.add("POST", "/api/v1/agent/register", sync_handler(s, [&s](HttpRequest& req) {
+  r.add("POST", "/api/v1/agent/register", agent_handler(s, [&s](HttpRequest& req) {
     auto body = body_json(req);
     if (!body) return HttpResponse::error(body.error(), 400);
     auto node = node_from_registration(*body, req);
@@ -70,8 +70,8 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     else
       s.agent_routers.erase(node->id);
     return HttpResponse::json(200, *answer);
-  }, true));
-  r.add("POST", "/api/v1/agent/heartbeat", sync_handler(s, [&s](HttpRequest& req) {
+  }));
+  r.add("POST", "/api/v1/agent/heartbeat", agent_handler(s, [&s](HttpRequest& req) {
     auto body = body_json(req);
     if (!body) return HttpResponse::error(body.error(), 400);
     if (!s.cluster.heartbeat(body->value("id", "")))
@@ -83,8 +83,8 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
       router->second.applied = applied;
     }
     return HttpResponse::json(200, {{"ok", true}});
-  }, true, false));  // a plain heartbeat changes nothing the tick acts on
-  r.add("POST", "/api/v1/agent/status", sync_handler(s, [&s](HttpRequest& req) {
+  }, false));  // a plain heartbeat changes nothing the tick acts on
+  r.add("POST", "/api/v1/agent/status", agent_handler(s, [&s](HttpRequest& req) {
     auto body = body_json(req);
     if (!body) return HttpResponse::error(body.error(), 400);
     std::string agent = body->value("id", "");
@@ -93,8 +93,8 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     for (const auto& u : body->value("updates", Json::array()))
       if (auto res = s.cluster.task_status(agent, u); !res) return HttpResponse::error(res.error(), 503);
     return HttpResponse::json(200, {{"acknowledged", body->value("updates", Json::array()).size()}});
-  }, true));
-  r.add("GET", "/api/v1/agent/commands", sync_handler(s, [&s](HttpRequest& req) {
+  }));
+  r.add("GET", "/api/v1/agent/commands", agent_handler(s, [&s](HttpRequest& req) {
     std::string agent = req.query_param("id");
     const auto* node = s.cluster.node(agent);
     if (!node || node->state != "active" || !node->session) return HttpResponse::json(404, {{"message", "unknown or lost agent: register again"}});
@@ -139,7 +139,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
       }
     };
     return res;
-  }, true));
+  }));
 }
 
 }  // namespace stele::api

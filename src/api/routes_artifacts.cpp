@@ -42,9 +42,9 @@ HttpResponse get_artifact(artifact::ArtifactStore& store, const HttpRequest& req
 
 void add_artifact_routes(net::Router& r, ApiServer::Impl& s, artifact::ArtifactStore& store) {
   r.add("PUT", "/api/v1/artifacts/{sha256}",
-        sync_handler(s, [&store](const HttpRequest& req) { return put_artifact(store, req); }));
+        agent_handler(s, [&store](const HttpRequest& req) { return put_artifact(store, req); }, true, true));
   r.add("GET", "/api/v1/artifacts/{sha256}",
-        sync_handler(s, [&store](const HttpRequest& req) { return get_artifact(store, req); }));
+        agent_handler(s, [&store](const HttpRequest& req) { return get_artifact(store, req); }, true, true));
 }
 
 }  // namespace stele::api

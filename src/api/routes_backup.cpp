@@ -116,11 +116,10 @@ struct BackupJob {
 };
 
 std::optional<HttpResponse> backup_auth(ApiServer::Impl& s, const HttpRequest& req) {
-  // The state holds the apps' environments (secrets): a configured token is
-  // required even on a loopback listener.
-  if (s.opts.token.empty()) return s.check_auth(req, true);
-  if (req.header("authorization") == "Bearer " + s.opts.token) return std::nullopt;
-  auto r = HttpResponse::json(401, {{"message", "a backup requires the token (Authorization: Bearer <token>); "
+  // The state holds the apps' environments (secrets): an admin token is
+  // required even on a loopback listener when the server has one.
+  if (s.opts.token.empty() || !bearer_secret(req).empty()) return s.check_auth(req, Role::admin, true);
+  auto r = HttpResponse::json(401, {{"message", "a backup requires an admin token (Authorization: Bearer <token>); "
                                                 "stele up writes it to <data-dir>/token"}});
   r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"stele\"");
   return r;

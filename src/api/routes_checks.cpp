@@ -85,14 +85,14 @@ void add_check_routes(net::Router& r, ApiServer::Impl& s) {
   add_kind(r, s, {"/api/v1/silences", "silences", "silence", &M::silences_json, nullptr, &M::put_silence,
                   &M::delete_silence});
   // The agents' results (agent/checks.h).
-  r.add("POST", "/api/v1/agent/checks", sync_handler(s, [&s](HttpRequest& req) {
+  r.add("POST", "/api/v1/agent/checks", agent_handler(s, [&s](HttpRequest& req) {
     if (!s.opts.monitor) return no_monitor();
     auto body = body_json(req);
     if (!body) return HttpResponse::error(body.error(), 400);
     auto n = s.opts.monitor->record_agent_results(body->value("id", ""), *body);
     if (!n) return HttpResponse::error(n.error(), 422);
     return HttpResponse::json(200, {{"recorded", *n}});
-  }, true));
+  }));
 }
 
 }  // namespace stele::api

@@ -48,13 +48,6 @@ std::string base64_decode(std::string_view in) {
   return out;
 }
 
-bool same_secret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 struct Credentials {
   std::string user, password;
 };
@@ -68,16 +61,40 @@ Credentials basic_credentials(const HttpRequest& req) {
   return {decoded.substr(0, colon), decoded.substr(colon + 1)};
 }
 
-// nullopt when the request may go on.
-std::optional<HttpResponse> check_git_auth(const ApiServer::Impl& s, const HttpRequest& req, const Credentials& c) {
-  if (req.peer_is_loopback || (!s.opts.require_token && s.opts.token.empty())) return std::nullopt;
-  const std::string& token = s.opts.token;
-  if (!token.empty() && (same_secret(c.password, token) || same_secret(req.header("authorization"), "Bearer " + token)))
-    return std::nullopt;
-  auto r = HttpResponse::text(401, "stele: pushing and fetching over the network need the server's token as the "
-                                   "password (any user name), e.g. http://git:<token>@host:port/git/NAME.git\n");
+HttpResponse git_unauthorized(const std::string& why) {
+  auto r = HttpResponse::text(401, "stele: " + why + ": pushing and fetching need a token as the password (any user "
+                                   "name), e.g. http://git:<token>@host:port/git/NAME.git\n");
   r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"stele\"");
   return r;
+}
+
+// nullopt when the request may go on. A presented token (Basic password or
+// Bearer) is always checked: a push (receive-pack) needs the deployer role,
+// a fetch the viewer role. Without one: loopback peers go on unless the
+// server requires tokens (--require-token).
+std::optional<HttpResponse> check_git_auth(const ApiServer::Impl& s, const HttpRequest& req, const Credentials& c) {
+  std::string secret = c.password.empty() ? bearer_secret(req) : c.password;
+  if (secret.empty()) {
+    bool open = !s.opts.require_token && (req.peer_is_loopback || s.opts.token.empty());
+    if (open) return std::nullopt;
+    return git_unauthorized("a token is required");
+  }
+  auto who = s.authenticate(secret);
+  if (!who || who->join) return git_unauthorized("unknown or revoked token");
+  bool push = req.param("rest") == "git-receive-pack" || req.query_param("service") == "git-receive-pack";
+  Role need = push ? Role::deployer : Role::viewer;
+  if (!role_allows(who->role, need))
+    return HttpResponse::text(403, std::string("stele: ") + (push ? "pushing" : "fetching") + " needs the " + role_name(need) +
+                                       " role; token '" + who->name + "' has the " + role_name(who->role) + " role\n");
+  return std::nullopt;
+}
+
+// "token:<name>" for a push with a valid token, else "api:<peer> (<ua>)".
+std::string git_actor(const ApiServer::Impl& s, const HttpRequest& req, const Credentials& c) {
+  std::string secret = c.password.empty() ? bearer_secret(req) : c.password;
+  if (!secret.empty())
+    if (auto who = s.authenticate(secret); who && !who->join) return "token:" + who->name;
+  return s.actor(req);
 }
 
 const deploy::App* app_by_name(const deploy::Cluster& c, std::string_view name) {
@@ -101,6 +118,7 @@ net::Environment cgi_environment(const ApiServer::Impl& s, const HttpRequest& re
   env["QUERY_STRING"] = q == std::string::npos ? "" : req.target.substr(q + 1);
   env["REMOTE_ADDR"] = req.peer;
   if (!c.user.empty()) env["REMOTE_USER"] = c.user;
+  env["STELE_HOOK_ACTOR"] = git_actor(s, req, c);  // the pusher, for the release's events
   if (req.method == "POST") env["CONTENT_LENGTH"] = std::to_string(req.body.size());
   if (auto t = req.header("content-type"); !t.empty()) env["CONTENT_TYPE"] = t;
   if (auto e = req.header("content-encoding"); !e.empty()) env["HTTP_CONTENT_ENCODING"] = e;

@@ -96,7 +96,8 @@ HttpResponse delete_app_tasks(ApiServer::Impl& s, HttpRequest& req, const AppPat
 
 HttpResponse info(ApiServer::Impl& s) {
   return HttpResponse::json(200, {{"name", "stele"}, {"version", s.opts.version}, {"frameworkId", "stele"},
-                                  {"leader", s.opts.leader}, {"elected", true},
+                                  {"leader", leader_host_port(s)},
+                                  {"elected", !s.opts.leadership || s.opts.leadership().self},
                                   {"marathon_config", {{"hostname", s.opts.leader}, {"task_launch_timeout", 300000}}},
                                   {"event_subscriber", {{"type", "http_callback"}}}});
 }
@@ -106,7 +107,9 @@ HttpResponse info(ApiServer::Impl& s) {
 void add_marathon_routes(net::Router& r, ApiServer::Impl& s) {
   r.add("GET", "/v2/info", sync_handler(s, [&s](HttpRequest&) { return info(s); }));
   r.add("GET", "/v2/leader", sync_handler(s, [&s](HttpRequest&) {
-    return HttpResponse::json(200, {{"leader", s.opts.leader}});
+    std::string leader = leader_host_port(s);
+    if (leader.empty()) return HttpResponse::json(404, {{"message", "There is no leader"}});
+    return HttpResponse::json(200, {{"leader", leader}});
   }));
   r.add("GET", "/v2/apps", sync_handler(s, [&s](HttpRequest& req) {
     Json apps = Json::array();

@@ -109,6 +109,9 @@ HttpResponse receive_hook(ApiServer::Impl& s, const HttpRequest& req) {
   r.status = 200;
   r.content_type = "text/plain; charset=utf-8";
   std::string actor = s.actor(req);
+  // The server's own hook (bootstrap token) names the pusher it was started for.
+  if (actor == "token:bootstrap" && body->contains("actor") && (*body)["actor"].is_string())
+    actor = (*body)["actor"].get<std::string>();
   r.stream = [&s, app_id, updates, actor](net::StreamWriter& w) -> net::awaitable<void> {
     auto res = co_await s.pipeline->receive(app_id, updates, "push", actor);
     if (!res) {
@@ -132,7 +135,7 @@ net::awaitable<HttpResponse> webhook(ApiServer::Impl& s, HttpRequest& req) {
   if (!s.opts.webhook_secret.empty()) {
     if (!pipeline::valid_hub_signature(s.opts.webhook_secret, req.body, req.header("x-hub-signature-256")))
       co_return HttpResponse::json(401, {{"message", "X-Hub-Signature-256 is missing or does not match the webhook secret"}});
-  } else if (auto denied = s.check_auth(req, true)) {
+  } else if (auto denied = s.check_auth(req, Role::deployer, true)) {
     co_return *denied;  // no secret configured: the API token (or loopback) guards it
   }
   auto body = body_json(req);
@@ -241,7 +244,7 @@ HttpResponse app_config(ApiServer::Impl& s, const HttpRequest& req, const std::s
   if (!app) return HttpResponse::json(404, {{"message", "App '" + app_id + "' does not exist"}});
   bool reveal = req.query_flag("reveal");
   if (reveal)
-    if (auto denied = s.check_auth(req, true)) return *denied;
+    if (auto denied = s.check_auth(req, Role::deployer, true)) return *denied;  // the values are secrets
   return HttpResponse::json(200, {{"config", masked(app->config, reveal)}});
 }
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "common/names.h"
 #include "net/http_client.h"
@@ -29,11 +30,31 @@ std::optional<std::string> read_token_file(const std::string& dir) {
   return t;
 }
 
-std::string normalize_api(std::string api) {
+std::string normalize_one(std::string api) {
   api = trim(std::move(api));
   if (api.find("://") == std::string::npos) api = "http://" + api;
   while (!api.empty() && api.back() == '/') api.pop_back();
   return api;
+}
+
+std::vector<std::string> split_servers(const std::string& list) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at <= list.size();) {
+    size_t comma = std::min(list.find(',', at), list.size());
+    if (comma > at) out.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+// "a:7070, http://b:7070/" -> "http://a:7070,http://b:7070".
+std::string normalize_api(const std::string& list) {
+  std::string out;
+  for (const auto& one : split_servers(list)) {
+    std::string n = normalize_one(one);
+    if (n != "http://") out += (out.empty() ? "" : ",") + n;
+  }
+  return out.empty() ? normalize_one(list) : out;
 }
 
 std::string resolve_token(const GlobalFlags& flags, const EnvLookup& env) {
@@ -71,6 +92,8 @@ ClientOptions resolve_options(const GlobalFlags& flags, const EnvLookup& env) {
   if (!flags.api.empty()) o.api = normalize_api(flags.api);
   else if (auto a = env("STELE_API")) o.api = normalize_api(*a);
   o.token = resolve_token(flags, env);
+  if (!flags.ca.empty()) o.ca = flags.ca;
+  else if (auto c = env("STELE_CA")) o.ca = *c;
   o.json = flags.json;
   return o;
 }
@@ -144,12 +167,44 @@ Error ApiClient::http_error(int status, std::string_view body) const {
 
 Result<Json> ApiClient::get(const std::string& path) const { return send("GET", path, Json()); }
 
+const std::string& ApiClient::base() const {
+  if (!base_.empty()) return base_;
+  auto servers = split_servers(opts_.api);
+  base_ = servers.empty() ? opts_.api : servers.front();
+  if (servers.size() < 2) return base_;
+  for (const auto& s : servers) {  // the first that answers tells who leads
+    auto r = net::http_request_sync("GET", s + "/api/v1/leader", "", headers(), std::chrono::seconds(3));
+    if (!r || r->status != 200) continue;
+    auto j = r->json();
+    if (!j || !j->is_object()) continue;
+    if (j->value("self", false)) {
+      base_ = s;
+      break;
+    }
+    const Json& l = (*j)["leader"];
+    if (l.is_object() && l.value("url", std::string()) != "") {
+      base_ = l["url"].get<std::string>();
+      break;
+    }
+  }
+  return base_;
+}
+
+bool ApiClient::follow_leader(int status, const std::map<std::string, std::string>& h) const {
+  if (status != 307 && status != 308) return false;
+  auto it = h.find("x-stele-leader");
+  if (it == h.end() || it->second.empty() || it->second == base_) return false;
+  base_ = it->second;
+  return true;
+}
+
 Result<Json> ApiClient::send(const std::string& method, const std::string& path, const Json& body) const {
   std::string text = body.is_null() ? std::string() : body.dump();
   net::Headers h = headers();
   h.emplace_back("Accept", "application/json");
   auto r = net::http_request_sync(method, url(path), text, h);
-  if (!r) return fail(connection_error(opts_.api, r.error()));
+  if (r && follow_leader(r->status, r->headers)) r = net::http_request_sync(method, url(path), text, h);
+  if (!r) return fail(connection_error(base(), r.error()));
   if (r->status < 200 || r->status >= 300) return fail(http_error(r->status, r->body));
   if (r->body.empty()) return Json::object();
   auto j = r->json();
@@ -161,7 +216,8 @@ Result<std::string> ApiClient::get_text(const std::string& path) const {
   net::Headers h = headers();
   h.emplace_back("Accept", "text/plain");
   auto r = net::http_request_sync("GET", url(path), "", h);
-  if (!r) return fail(connection_error(opts_.api, r.error()));
+  if (r && follow_leader(r->status, r->headers)) r = net::http_request_sync("GET", url(path), "", h);
+  if (!r) return fail(connection_error(base(), r.error()));
   if (r->status < 200 || r->status >= 300) return fail(http_error(r->status, r->body));
   return std::move(r->body);
 }
@@ -180,7 +236,7 @@ Result<int> ApiClient::stream_request(const std::string& method, const std::stri
   h.insert(h.end(), extra.begin(), extra.end());
   h.emplace_back("Accept", accept);
   auto r = net::http_stream_sync(method, url(path), body, h, on_data, idle_timeout);
-  if (!r) return fail(connection_error(opts_.api, r.error()));
+  if (!r) return fail(connection_error(base(), r.error()));
   return r;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@ inline constexpr const char* kDefaultApi = "http://127.0.0.1:7070";
 // not given). Shared by the root command and every verb.
 struct GlobalFlags {
   std::string api, token, data_dir;
+  std::string ca;  // --ca
   bool json = false;
 };
 
@@ -27,6 +29,7 @@ struct GlobalFlags {
 struct ClientOptions {
   std::string api = kDefaultApi;  // no trailing '/'
   std::string token;              // "" = send no Authorization header
+  std::string ca;                 // CA file for https:// APIs: --ca, else $STELE_CA; "" = system CAs
   bool json = false;              // print raw JSON answers
 };
 
@@ -38,6 +41,7 @@ std::optional<std::string> process_env(const std::string& name);
 // scheme is missing). --token, else $STELE_TOKEN, else the first existing
 // token file of: <--data-dir>/token when --data-dir is given; otherwise
 // $STELE_DATA_DIR/token, then ./stele-data/token (where `stele up` writes it).
+// --ca, else $STELE_CA.
 ClientOptions resolve_options(const GlobalFlags& flags, const EnvLookup& env);
 
 // The server's error answer ({"message", "details": [{"path", "errors"}]})
@@ -60,7 +64,10 @@ class ApiClient {
  public:
   explicit ApiClient(ClientOptions opts) : opts_(std::move(opts)) {}
   const ClientOptions& options() const { return opts_; }
-  std::string url(const std::string& path) const { return opts_.api + path; }
+  // `path` on the server in use: with several --api URLs (servers sharing
+  // an etcd store), the leader, asked of them at the first call; a
+  // follower's redirect (307, X-Stele-Leader) moves the client to the leader.
+  std::string url(const std::string& path) const { return base() + path; }
 
   // Calls `path` (e.g. "/api/v1/apps"). Answers the parsed body of a 2xx
   // answer ({} when empty), else the error as the user should read it
@@ -92,8 +99,12 @@ class ApiClient {
 
  private:
   net::Headers headers() const;
+  const std::string& base() const;
+  // A follower's 307/308 naming the leader: the client moves there (true).
+  bool follow_leader(int status, const std::map<std::string, std::string>& headers) const;
 
   ClientOptions opts_;
+  mutable std::string base_;  // "" until resolved
 };
 
 }  // namespace stele::cli

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "net/tls.h"
 
 namespace stele::cli {
 
@@ -15,6 +16,8 @@ int ClientCommand::run() const {
     if (auto* cmd = dynamic_cast<ClientCommand*>(sub)) return cmd->run();
   if (!runner_) return report(Error{"verb '" + get_name() + "' is not implemented", {}, 0});
   ApiClient api(resolve_options(*flags_, process_env));
+  // https:// APIs are verified against --ca / $STELE_CA (else the system's CAs).
+  if (!api.options().ca.empty()) net::set_client_ca_file(api.options().ca);
   try {
     return runner_(api);
   } catch (const std::exception& e) {
@@ -25,9 +28,10 @@ int ClientCommand::run() const {
 
 void add_global_flags(CLI::App& app, GlobalFlags& flags, const std::string& group) {
   auto* g = app.add_option_group(group);
-  g->add_option("--api", flags.api, "URL of the Stele API (env STELE_API; default http://127.0.0.1:7070)");
+  g->add_option("--api", flags.api, "URL of the Stele API (env STELE_API; default http://127.0.0.1:7070); several, comma-separated, for servers sharing an etcd store: the client asks them who leads");
   g->add_option("--token", flags.token,
                 "API token (env STELE_TOKEN; default: the token file in the data dir, written by `stele up`)");
+  g->add_option("--ca", flags.ca, "CA certificate file an https:// API must be signed by (env STELE_CA)");
   g->add_flag("--json", flags.json, "Print the server's raw JSON answer (events: one JSON document per line)");
   g->add_option("--data-dir", flags.data_dir,
                 "Data dir to read the token from (default $STELE_DATA_DIR, then ./stele-data)");
@@ -49,6 +53,7 @@ void add_backup_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& fla
 void add_client_commands(CLI::App& app) {
   auto flags = std::make_shared<GlobalFlags>();
   add_global_flags(app, *flags, "Client options");
+  add_certs_commands(app, flags);
   add_read_commands(app, flags);
   add_change_commands(app, flags);
   add_event_commands(app, flags);
@@ -57,6 +62,7 @@ void add_client_commands(CLI::App& app) {
   add_log_commands(app, flags);
   add_metrics_commands(app, flags);
   add_check_commands(app, flags);
+  add_token_commands(app, flags);
   add_backup_commands(app, flags);
 }
 

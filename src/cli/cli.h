@@ -1,7 +1,7 @@
 // The `stele <verb>` client of the HTTP API (design.md "Roles", docs/api.md,
 // docs/pipeline.md "CLI"): apps, app, deploy, scale, restart, rollback,
 // releases, ps, nodes, deployments, events, create, pipeline, run, config
-// (with config set / config unset), logs.
+// (with config set / config unset), logs, tokens (create / list / rm).
 //
 // Global client options, accepted before the verb (`stele --api URL apps`)
 // and after it (`stele apps --api URL`):

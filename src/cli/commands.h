@@ -45,6 +45,8 @@ struct VerbHelp {
 ClientCommand& add_verb(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags, const std::string& name,
                         const VerbHelp& help);
 
+// certs init, certs node (commands_certs.cpp): local files, no API call.
+void add_certs_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // apps, app, releases, ps, nodes, deployments (commands_read.cpp).
 void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // deploy (a spec file or a release), scale, restart, rollback (commands_change.cpp).
@@ -61,6 +63,10 @@ void add_log_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags)
 void add_metrics_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
 // checks, check, handler, silence (commands_checks.cpp).
 void add_check_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// tokens create|list|rm (commands_tokens.cpp).
+void add_token_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags);
+// NAME ROLE CREATED CREATED-BY of GET /api/v1/tokens' "tokens".
+Table tokens_table(const Json& tokens);
 
 // Options every verb that starts a deployment has.
 struct ChangeFlags {

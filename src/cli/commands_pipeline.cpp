@@ -36,7 +36,7 @@ void write_out(std::string_view data) {
 std::string git_remote(const ApiClient& api, const Json& answer, const std::string& id) {
   if (auto g = field_str(answer, "git"); !g.empty()) return g;
   if (auto g = field_str(field(answer, "app"), "git"); !g.empty()) return g;
-  return api.options().api + "/git/" + app_name(id) + ".git";
+  return api.url("/git/" + app_name(id) + ".git");
 }
 
 int run_create(const ApiClient& api, const std::string& name, int instances) {

@@ -78,6 +78,16 @@ Json receive_request(const std::string& app_id, const std::vector<PushedRef>& re
   return {{"app", app_id}, {"updates", updates}};
 }
 
+namespace {
+// The request with the pusher (STELE_HOOK_ACTOR, set by the server's git
+// route) for the release's events; the server trusts it from its own token only.
+std::string receive_body(const EnvLookup& env, const std::string& app_id, const std::vector<PushedRef>& refs) {
+  Json body = receive_request(app_id, refs);
+  if (auto actor = env("STELE_HOOK_ACTOR")) body["actor"] = *actor;
+  return body.dump();
+}
+}  // namespace
+
 int run_post_receive_hook(const EnvLookup& env, std::istream& in, FILE* out) {
   std::string input((std::istreambuf_iterator<char>(in)), {});
   auto refs = parse_post_receive_input(input);
@@ -99,7 +109,7 @@ int run_post_receive_hook(const EnvLookup& env, std::istream& in, FILE* out) {
   if (auto token = env("STELE_HOOK_TOKEN")) headers.emplace_back("Authorization", "Bearer " + *token);
   AnswerPrinter printer(out);
   auto status = net::http_stream_sync(
-      "POST", base + "/api/v1/hooks/receive", receive_request(*app, *refs).dump(), headers,
+      "POST", base + "/api/v1/hooks/receive", receive_body(env, *app, *refs), headers,
       [&printer](std::string_view d) { return printer.on_data(d); }, std::chrono::hours(1));
   if (!status) {
     say(out, format_error(connection_error(base, status.error())) + "; the push was accepted but no pipeline started\n");

@@ -28,6 +28,7 @@ struct ClusterOptions {
   int64_t heartbeat_interval_ms = 5'000;
   std::string forward_address;   // where agents ship logs/metrics (forward protocol); "" = nowhere
   std::string forward_shared_key;  // the forward input's shared key, told to registered agents
+  bool forward_tls = false;        // the forward input speaks TLS: agents are told ("forwardTls")
   size_t task_history = 20;      // terminal tasks kept per app for the API
   // Drain before a planned stop (rolling upgrades, scale-down) of a routed
   // app's instance: it first leaves the routers' table (route_view.h) and is

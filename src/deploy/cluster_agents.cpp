@@ -156,6 +156,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
               {"agentTimeoutMs", s_->opts.agent_timeout_ms},
               {"forward", s_->opts.forward_address},
               {"forwardSharedKey", s_->opts.forward_shared_key},
+              {"forwardTls", s_->opts.forward_tls},
               {"kill", kill}};
 }
 

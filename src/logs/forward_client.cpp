@@ -9,12 +9,14 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "logs/forward_codec.h"
 #include "net/http_server.h"  // split_host_port
+#include "net/tls.h"
 
 namespace stele::logs {
 
@@ -53,7 +55,8 @@ struct ForwardClient::Impl : std::enable_shared_from_this<ForwardClient::Impl> {
       : opt(std::move(o)), sock(io), resolver(io), timer(io) {}
 
   ForwardClientOptions opt;
-  tcp::socket sock;
+  tcp::socket sock;  // the connection; moved into `tls` once connected with TLS
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;  // the TLS connection (opt.tls)
   tcp::resolver resolver;
   asio::steady_timer timer;
   ForwardDecoder dec;          // the server's answers (HELO, PONG, acks)
@@ -67,6 +70,7 @@ struct ForwardClient::Impl : std::enable_shared_from_this<ForwardClient::Impl> {
   void arm(std::chrono::milliseconds t);
   void disarm();
   void close_socket();
+  tcp::socket& lowest() { return tls ? tls->next_layer() : sock; }
   bool stale();
   tl::unexpected<Error> failure(const std::string& cause) const;
   tl::unexpected<Error> io_failure(const char* doing, const boost::system::error_code& ec) const;
@@ -74,6 +78,7 @@ struct ForwardClient::Impl : std::enable_shared_from_this<ForwardClient::Impl> {
   awaitable<Result<void>> exchange(std::string_view request, std::string_view chunk_id);
   awaitable<Result<void>> connect();
   awaitable<Result<void>> handshake();
+  awaitable<Result<void>> handshake_tls(const std::string& host);
   awaitable<Result<void>> write(std::string_view bytes, const char* doing);
   awaitable<Result<const ForwardMessage*>> read_message(const char* doing);
 };
@@ -100,9 +105,10 @@ void ForwardClient::Impl::disarm() {
 void ForwardClient::Impl::close_socket() {
   boost::system::error_code ec;
   resolver.cancel();
-  if (sock.is_open()) {
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+  tcp::socket& s = lowest();
+  if (s.is_open()) {
+    s.shutdown(tcp::socket::shutdown_both, ec);
+    s.close(ec);
   }
   connected = false;
 }
@@ -112,7 +118,8 @@ void ForwardClient::Impl::close_socket() {
 // stream is out of step. Either way: reconnect rather than send into it.
 bool ForwardClient::Impl::stale() {
   char c;
-  ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (tls && SSL_pending(tls->native_handle()) > 0) return true;
+  ssize_t n = ::recv(lowest().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
@@ -133,7 +140,8 @@ tl::unexpected<Error> ForwardClient::Impl::io_failure(const char* doing,
 awaitable<Result<void>> ForwardClient::Impl::write(std::string_view bytes, const char* doing) {
   boost::system::error_code ec;
   auto buf = asio::buffer(bytes.data(), bytes.size());
-  co_await asio::async_write(sock, buf, asio::redirect_error(asio::use_awaitable, ec));
+  if (tls) co_await asio::async_write(*tls, buf, asio::redirect_error(asio::use_awaitable, ec));
+  else co_await asio::async_write(sock, buf, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return io_failure(doing, ec);
   co_return Result<void>{};
 }
@@ -148,7 +156,8 @@ awaitable<Result<const ForwardMessage*>> ForwardClient::Impl::read_message(const
     auto space = dec.prepare(4096);
     auto buf = asio::buffer(space.data(), space.size());
     boost::system::error_code ec;
-    size_t n = co_await sock.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+    size_t n = tls ? co_await tls->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec))
+                   : co_await sock.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
     dec.commit(n);
     if (ec) co_return io_failure(doing, ec);
   }
@@ -161,6 +170,7 @@ awaitable<Result<void>> ForwardClient::Impl::connect() {
   std::string host = hp->first;
   std::string port = std::to_string(hp->second);
   close_socket();
+  tls.reset();  // no operation is pending on it: close_socket() ended the last one
   arm(opt.connect_timeout);
   boost::system::error_code ec;
   auto endpoints = co_await resolver.async_resolve(host, port, asio::redirect_error(asio::use_awaitable, ec));
@@ -168,6 +178,10 @@ awaitable<Result<void>> ForwardClient::Impl::connect() {
   co_await asio::async_connect(sock, endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return timed_out ? io_failure("connecting", ec) : failure("cannot connect: " + ec.message());
   sock.set_option(tcp::no_delay(true), ec);
+  if (opt.tls) {
+    auto t = co_await handshake_tls(host);  // still under the connect deadline
+    if (!t) co_return t;
+  }
   dec = ForwardDecoder();
   keepalive = true;
   if (!opt.shared_key.empty()) {
@@ -176,6 +190,18 @@ awaitable<Result<void>> ForwardClient::Impl::connect() {
   }
   disarm();
   connected = true;
+  co_return Result<void>{};
+}
+
+awaitable<Result<void>> ForwardClient::Impl::handshake_tls(const std::string& host) {
+  auto ctx = net::client_context();
+  if (!ctx) co_return failure(ctx.error().message);
+  tls = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(sock), **ctx);
+  if (auto r = net::set_peer_name(tls->native_handle(), host); !r) co_return failure(r.error().message);
+  boost::system::error_code ec;
+  co_await tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return timed_out ? io_failure("in the TLS handshake", ec)
+                              : failure(net::handshake_failure(tls->native_handle(), opt.address, ec));
   co_return Result<void>{};
 }
 

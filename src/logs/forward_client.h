@@ -9,6 +9,11 @@
 // may forget the records (the server stored them durably). One request is in
 // flight at a time.
 //
+// With `tls`, the connection is TLS (fluentd's <transport tls>) and the
+// server's certificate is verified with the client CA (net/tls.h) against
+// the address's host (DNS or IP subjectAltName); one that does not verify
+// fails the send with OpenSSL's reason.
+//
 // Any failure (connect, handshake, write, a wrong or missing ack within
 // ack_timeout, the peer closing) closes the connection and returns an error
 // naming the address and the cause; the next send() reconnects. The caller
@@ -35,6 +40,7 @@ struct ForwardClientOptions {
   std::string address;                    // "host:port"
   std::string shared_key;                 // empty: no handshake (a HELO is then an error)
   std::string self_hostname = "stele";    // sent in PING
+  bool tls = false;                       // TLS, verified with net::client_context()
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds ack_timeout{30000};  // covers the server's durable append
 };

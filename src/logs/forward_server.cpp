@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -191,7 +192,8 @@ std::shared_ptr<InFlight> copy_request(const ForwardMessage& m) {
 struct Connection : std::enable_shared_from_this<Connection> {
   explicit Connection(tcp::socket s)
       : sock(std::move(s)), timer(sock.get_executor()), wake_acks(sock.get_executor()), wake_reader(sock.get_executor()) {}
-  tcp::socket sock;
+  tcp::socket sock;  // the connection; moved into `tls` by a TLS input's handshake
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;
   asio::steady_timer timer;        // the watchdog's
   asio::steady_timer wake_acks;    // cancelled when an in-flight request is done (the ack loop waits on it)
   asio::steady_timer wake_reader;  // cancelled when one left the queue (the reader waits on it for room)
@@ -207,10 +209,11 @@ struct Connection : std::enable_shared_from_this<Connection> {
     return inflight.empty() || (inflight.size() < kMaxInFlight && inflight_bytes < kMaxInFlightBytes &&
                                 server_bytes < kMaxServerInFlightBytes);
   }
+  tcp::socket& lowest() { return tls ? tls->next_layer() : sock; }
   void close() {
     boost::system::error_code ec;
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+    lowest().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close(ec);
     timer.cancel();
     wake_acks.cancel();
     wake_reader.cancel();
@@ -268,6 +271,7 @@ struct ForwardServer::Impl : std::enable_shared_from_this<ForwardServer::Impl> {
   awaitable<bool> drain(Connection& c);
   void release_inflight(size_t bytes);
   awaitable<bool> send(Connection& c, std::string bytes);
+  awaitable<bool> handshake_tls(Connection& c);
   bool refuse(Connection& c, const std::string& why);
 };
 
@@ -338,11 +342,11 @@ awaitable<void> ForwardServer::Impl::heartbeat_loop() {
 
 // Closes the connection once a deadline passes (reads idle, writes stuck).
 awaitable<void> ForwardServer::Impl::watchdog(std::shared_ptr<Connection> c) {
-  while (c->sock.is_open()) {
+  while (c->lowest().is_open()) {
     c->timer.expires_at(std::min(c->read_deadline, c->write_deadline));
     boost::system::error_code ec;
     co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!c->sock.is_open()) co_return;
+    if (!c->lowest().is_open()) co_return;
     auto now = Clock::now();
     if (now >= c->write_deadline) {
       spdlog::info("forward: {}: closing connection: a write took longer than {} s", c->peer, opt.write_timeout.count());
@@ -365,9 +369,23 @@ bool ForwardServer::Impl::refuse(Connection& c, const std::string& why) {
 awaitable<bool> ForwardServer::Impl::send(Connection& c, std::string bytes) {
   c.set_write_deadline(Clock::now() + opt.write_timeout);
   boost::system::error_code ec;
-  co_await asio::async_write(c.sock, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  if (c.tls) co_await asio::async_write(*c.tls, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  else co_await asio::async_write(c.sock, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
   c.set_write_deadline(Clock::time_point::max());
   co_return !ec;
+}
+
+// A TLS input: the handshake under the write deadline (the watchdog closes a
+// peer that stalls it); a failed one (plain forward, a client that does not
+// trust the certificate) closes the connection with a warning.
+awaitable<bool> ForwardServer::Impl::handshake_tls(Connection& c) {
+  c.tls = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(c.sock), *opt.tls);
+  c.set_write_deadline(Clock::now() + opt.write_timeout);
+  boost::system::error_code ec;
+  co_await c.tls->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  c.set_write_deadline(Clock::time_point::max());
+  if (ec) co_return refuse(c, "TLS handshake failed: " + ec.message());
+  co_return true;
 }
 
 awaitable<void> ForwardServer::Impl::session(std::shared_ptr<Connection> c) {
@@ -378,7 +396,8 @@ awaitable<void> ForwardServer::Impl::session(std::shared_ptr<Connection> c) {
   bool authed = opt.shared_key.empty();
   std::string nonce;
   bool ok = true;
-  if (!authed) {
+  if (opt.tls) ok = co_await handshake_tls(*c);
+  if (ok && !authed) {
     nonce = random_nonce();
     std::string helo = encode_helo(nonce, "", true);
     ok = co_await send(*c, std::move(helo));
@@ -404,7 +423,7 @@ void ForwardServer::Impl::release_inflight(size_t bytes) {
 // out before any events are accepted).
 awaitable<void> ForwardServer::Impl::ack_loop(std::shared_ptr<Connection> c) {
   auto self = shared_from_this();
-  while (c->sock.is_open()) {
+  while (c->lowest().is_open()) {
     if (c->inflight.empty() || !c->inflight.front()->done) {
       co_await wait_for_poke(c->wake_acks);
       continue;
@@ -439,14 +458,14 @@ awaitable<void> ForwardServer::Impl::ack_loop(std::shared_ptr<Connection> c) {
 
 // Waits until the connection may take one more request in flight; false once closed.
 awaitable<bool> ForwardServer::Impl::wait_for_room(Connection& c) {
-  while (c.sock.is_open() && !c.has_room(inflight_bytes)) co_await wait_for_poke(c.wake_reader);
-  co_return c.sock.is_open();
+  while (c.lowest().is_open() && !c.has_room(inflight_bytes)) co_await wait_for_poke(c.wake_reader);
+  co_return c.lowest().is_open();
 }
 
 // Waits until every request in flight is stored and acked; false once closed.
 awaitable<bool> ForwardServer::Impl::drain(Connection& c) {
-  while (c.sock.is_open() && !c.inflight.empty()) co_await wait_for_poke(c.wake_reader);
-  co_return c.sock.is_open();
+  while (c.lowest().is_open() && !c.inflight.empty()) co_await wait_for_poke(c.wake_reader);
+  co_return c.lowest().is_open();
 }
 
 // Reads and handles requests until the peer closes or a request is refused.
@@ -465,8 +484,9 @@ awaitable<bool> ForwardServer::Impl::serve(Connection& c, ForwardDecoder& dec, c
     auto space = dec.prepare(64 << 10);
     c.set_read_deadline(Clock::now() + opt.idle_timeout);
     boost::system::error_code ec;
-    size_t n = co_await c.sock.async_read_some(asio::buffer(space.data(), space.size()),
-                                               asio::redirect_error(asio::use_awaitable, ec));
+    auto buf = asio::buffer(space.data(), space.size());
+    size_t n = c.tls ? co_await c.tls->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec))
+                     : co_await c.sock.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
     c.set_read_deadline(Clock::time_point::max());  // from here on we wait for our own disk, not the peer
     dec.commit(n);
     if (ec) {

@@ -32,6 +32,8 @@
 // it accepted them and their durability wait (on the worker pool) succeeded;
 // without a sink the connection is closed unacked (never ack and drop).
 //
+// TLS (options.tls): see ForwardServerOptions::tls.
+//
 // UDP: a heartbeat socket on the same address and port answers every
 // datagram with one 0x00 byte, as Fluentd's in_forward does.
 //
@@ -46,6 +48,7 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "common/result.h"
 #include "logs/forward_codec.h"
@@ -57,6 +60,10 @@ struct ForwardServerOptions {
   std::string listen = "127.0.0.1:24224";  // host:port; port 0 = ephemeral
   std::string shared_key;                   // empty: no handshake
   std::string self_hostname = "stele";      // sent in HELO/PONG
+  // Set: TCP connections are TLS (fluentd's <transport tls>), handshaken
+  // under write_timeout before the HELO; a failed handshake closes only that
+  // connection. The UDP heartbeat stays plain, as in Fluentd.
+  std::shared_ptr<boost::asio::ssl::context> tls;
   size_t max_request_bytes = 64u << 20;     // one request as received
   std::chrono::seconds idle_timeout{900};   // a connection silent this long is closed
   std::chrono::seconds write_timeout{30};   // for HELO/PONG/ack writes

@@ -11,6 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "net/tls.h"
 
 namespace stele::net {
 
@@ -21,12 +24,19 @@ using tcp = asio::ip::tcp;
 using asio::use_awaitable;
 
 Result<Url> parse_url(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) return fail("unsupported URL '" + url + "': only http:// is supported");
-  std::string rest = url.substr(scheme.size());
+  Url u;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    u.tls = true;
+    u.port = 443;
+  } else {
+    return fail("unsupported URL '" + url + "': only http:// and https:// are supported");
+  }
   auto slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
-  Url u;
   u.target = slash == std::string::npos ? "/" : rest.substr(slash);
   if (!hostport.empty() && hostport[0] == '[') {
     auto close = hostport.find(']');
@@ -61,6 +71,30 @@ awaitable<Result<beast::tcp_stream>> connect(const Url& u, std::chrono::millisec
   co_return std::move(stream);
 }
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Connects and handshakes, verifying the server's certificate against the
+// client CA (tls.h) and its name against u.host.
+awaitable<Result<std::unique_ptr<TlsStream>>> connect_tls(const Url& u, std::chrono::milliseconds timeout) {
+  auto ctx = client_context();
+  if (!ctx) co_return fail(ctx.error());
+  auto tcp_stream = co_await connect(u, timeout);
+  if (!tcp_stream) co_return fail(tcp_stream.error());
+  auto s = std::make_unique<TlsStream>(std::move(*tcp_stream), **ctx);
+  if (auto r = set_peer_name(s->native_handle(), u.host); !r) co_return fail(r.error());
+  boost::system::error_code ec;
+  beast::get_lowest_layer(*s).expires_after(timeout);
+  co_await s->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail(handshake_failure(s->native_handle(), u.host + ":" + std::to_string(u.port), ec));
+  co_return std::move(s);
+}
+
+template <class Stream>
+void close_stream(Stream& s) {
+  boost::system::error_code ec;
+  beast::get_lowest_layer(s).socket().shutdown(tcp::socket::shutdown_both, ec);
+}
+
 bhttp::request<bhttp::string_body> make_request(const std::string& method, const Url& u,
                                                 std::string body, const Headers& headers) {
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), u.target, 11};
@@ -79,21 +113,19 @@ bhttp::request<bhttp::string_body> make_request(const std::string& method, const
 
 }  // namespace
 
-awaitable<Result<ClientResponse>> http_request(std::string method, std::string url, std::string body,
-                                               Headers headers, std::chrono::milliseconds timeout) {
-  auto u = parse_url(url);
-  if (!u) co_return fail(u.error());
-  auto stream = co_await connect(*u, timeout);
-  if (!stream) co_return fail(stream.error());
-  auto req = make_request(method, *u, std::move(body), headers);
+namespace {
+
+template <class Stream>
+awaitable<Result<ClientResponse>> exchange(Stream& stream, bhttp::request<bhttp::string_body>& req,
+                                           const std::string& url, std::chrono::milliseconds timeout) {
   boost::system::error_code ec;
-  stream->expires_after(timeout);
-  co_await bhttp::async_write(*stream, req, asio::redirect_error(use_awaitable, ec));
+  beast::get_lowest_layer(stream).expires_after(timeout);
+  co_await bhttp::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return fail("sending to " + url + ": " + ec.message());
   beast::flat_buffer buf;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(1024ull * 1024 * 1024);
-  co_await bhttp::async_read(*stream, buf, parser, asio::redirect_error(use_awaitable, ec));
+  co_await bhttp::async_read(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return fail("reading from " + url + ": " + ec.message());
   auto& res = parser.get();
   ClientResponse out;
@@ -104,8 +136,60 @@ awaitable<Result<ClientResponse>> http_request(std::string method, std::string u
     out.headers[name] = std::string(f.value());
   }
   out.body = std::move(res.body());
-  stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+  close_stream(stream);
   co_return out;
+}
+
+template <class Stream>
+awaitable<Result<int>> stream_body(Stream& stream, bhttp::request<bhttp::string_body>& req, const std::string& url,
+                                   const std::function<bool(std::string_view)>& on_data,
+                                   std::chrono::milliseconds idle_timeout) {
+  boost::system::error_code ec;
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+  co_await bhttp::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail("sending to " + url + ": " + ec.message());
+  beast::flat_buffer buf;
+  bhttp::response_parser<bhttp::buffer_body> p;
+  p.body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none misbehaves on 1.74
+  beast::get_lowest_layer(stream).expires_after(idle_timeout);
+  co_await bhttp::async_read_header(stream, buf, p, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail("reading from " + url + ": " + ec.message());
+  int status = p.get().result_int();
+  char tmp[16384];
+  while (!p.is_done()) {
+    p.get().body().data = tmp;
+    p.get().body().size = sizeof tmp;
+    beast::get_lowest_layer(stream).expires_after(idle_timeout);
+    // read_some: return with whatever arrived (SSE events are small).
+    co_await bhttp::async_read_some(stream, buf, p, asio::redirect_error(use_awaitable, ec));
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+        break;
+      co_return fail("stream from " + url + " ended: " + ec.message());
+    }
+    size_t n = sizeof tmp - p.get().body().size;
+    if (n && !on_data(std::string_view(tmp, n))) break;
+  }
+  close_stream(stream);
+  co_return status;
+}
+
+}  // namespace
+
+awaitable<Result<ClientResponse>> http_request(std::string method, std::string url, std::string body,
+                                               Headers headers, std::chrono::milliseconds timeout) {
+  auto u = parse_url(url);
+  if (!u) co_return fail(u.error());
+  auto req = make_request(method, *u, std::move(body), headers);
+  if (u->tls) {
+    auto tls = co_await connect_tls(*u, timeout);
+    if (!tls) co_return fail(tls.error());
+    co_return co_await exchange(**tls, req, url, timeout);
+  }
+  auto stream = co_await connect(*u, timeout);
+  if (!stream) co_return fail(stream.error());
+  co_return co_await exchange(*stream, req, url, timeout);
 }
 
 awaitable<Result<int>> http_stream(std::string method, std::string url, std::string body, Headers headers,
@@ -113,37 +197,15 @@ awaitable<Result<int>> http_stream(std::string method, std::string url, std::str
                                    std::chrono::milliseconds idle_timeout) {
   auto u = parse_url(url);
   if (!u) co_return fail(u.error());
+  auto req = make_request(method, *u, std::move(body), headers);
+  if (u->tls) {
+    auto tls = co_await connect_tls(*u, std::chrono::seconds(10));
+    if (!tls) co_return fail(tls.error());
+    co_return co_await stream_body(**tls, req, url, on_data, idle_timeout);
+  }
   auto stream = co_await connect(*u, std::chrono::seconds(10));
   if (!stream) co_return fail(stream.error());
-  auto req = make_request(method, *u, std::move(body), headers);
-  boost::system::error_code ec;
-  stream->expires_after(std::chrono::seconds(30));
-  co_await bhttp::async_write(*stream, req, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return fail("sending to " + url + ": " + ec.message());
-  beast::flat_buffer buf;
-  bhttp::response_parser<bhttp::buffer_body> p;
-  p.body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none misbehaves on 1.74
-  stream->expires_after(idle_timeout);
-  co_await bhttp::async_read_header(*stream, buf, p, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return fail("reading from " + url + ": " + ec.message());
-  int status = p.get().result_int();
-  char tmp[16384];
-  while (!p.is_done()) {
-    p.get().body().data = tmp;
-    p.get().body().size = sizeof tmp;
-    stream->expires_after(idle_timeout);
-    // read_some: return with whatever arrived (SSE events are small).
-    co_await bhttp::async_read_some(*stream, buf, p, asio::redirect_error(use_awaitable, ec));
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) {
-      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) break;
-      co_return fail("stream from " + url + " ended: " + ec.message());
-    }
-    size_t n = sizeof tmp - p.get().body().size;
-    if (n && !on_data(std::string_view(tmp, n))) break;
-  }
-  stream->socket().shutdown(tcp::socket::shutdown_both, ec);
-  co_return status;
+  co_return co_await stream_body(*stream, req, url, on_data, idle_timeout);
 }
 
 template <class T>

@@ -1,5 +1,9 @@
-// HTTP/1.1 client (plain http:// only for now). Each call opens its own
-// connection; every operation has a deadline.
+// HTTP/1.1 client for http:// and https:// URLs. Each call opens its own
+// connection; every operation has a deadline. https:// verifies the server's
+// certificate against the client CA (net/tls.h: set_client_ca_file, else the
+// system's trust store) and its name (DNS or IP subjectAltName of the URL's
+// host); a certificate that does not verify fails the call with an error
+// naming the server and OpenSSL's reason -- never an unverified connection.
 #pragma once
 #include "net/http.h"
 
@@ -7,7 +11,8 @@ namespace stele::net {
 
 struct Url {
   std::string host;
-  uint16_t port = 80;
+  uint16_t port = 80;  // 443 for https:// without a port
+  bool tls = false;    // https://
   std::string target = "/";
 };
 Result<Url> parse_url(const std::string& url);

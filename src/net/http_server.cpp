@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <spdlog/spdlog.h>
 
 namespace stele::net {
@@ -55,14 +56,15 @@ Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& s) {
 
 namespace {
 
+template <class Stream>
 class ChunkWriter final : public StreamWriter {
  public:
-  explicit ChunkWriter(beast::tcp_stream& s) : stream_(s) {}
+  explicit ChunkWriter(Stream& s) : stream_(s) {}
   awaitable<bool> write(std::string data) override {
     if (closed_) co_return false;
     if (data.empty()) co_return true;
     boost::system::error_code ec;
-    stream_.expires_after(std::chrono::seconds(30));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
     co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)),
                                asio::redirect_error(use_awaitable, ec));
     if (ec) closed_ = true;
@@ -77,7 +79,7 @@ class ChunkWriter final : public StreamWriter {
   }
 
  private:
-  beast::tcp_stream& stream_;
+  Stream& stream_;
   bool closed_ = false;
 };
 
@@ -121,6 +123,8 @@ struct HttpServer::Impl {
   }
 
   awaitable<HttpResponse> dispatch(HttpRequest& req) {
+    if (router.gate())
+      if (auto answer = router.gate()(req)) co_return std::move(*answer);
     bool path_matched = false;
     const Handler* h = router.match(req, path_matched);
     if (!h) {
@@ -135,7 +139,8 @@ struct HttpServer::Impl {
     }
   }
 
-  awaitable<bool> write_response(beast::tcp_stream& stream, HttpResponse& res, unsigned version, bool keep_alive, bool head) {
+  template <class Stream>
+  awaitable<bool> write_response(Stream& stream, HttpResponse& res, unsigned version, bool keep_alive, bool head) {
     boost::system::error_code ec;
     if (res.stream) {
       bhttp::response<bhttp::empty_body> hdr{static_cast<bhttp::status>(res.status), version};
@@ -145,10 +150,10 @@ struct HttpServer::Impl {
       hdr.chunked(true);
       hdr.keep_alive(false);
       bhttp::response_serializer<bhttp::empty_body> sr{hdr};
-      stream.expires_after(std::chrono::seconds(30));
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
       co_await bhttp::async_write_header(stream, sr, asio::redirect_error(use_awaitable, ec));
       if (ec) co_return false;
-      ChunkWriter w(stream);
+      ChunkWriter<Stream> w(stream);
       co_await res.stream(w);
       co_await w.finish();
       co_return false;  // streamed responses end the connection
@@ -161,7 +166,7 @@ struct HttpServer::Impl {
     out.body() = std::move(res.body);
     out.prepare_payload();
     if (head) out.body().clear();
-    stream.expires_after(std::chrono::seconds(30));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     co_await bhttp::async_write(stream, out, asio::redirect_error(use_awaitable, ec));
     co_return !ec && keep_alive;
   }
@@ -169,20 +174,41 @@ struct HttpServer::Impl {
   awaitable<void> session(tcp::socket sock) {
     boost::system::error_code ec;
     auto peer = sock.remote_endpoint(ec);
-    beast::tcp_stream stream(std::move(sock));
+    if (!opts.tls) {
+      beast::tcp_stream stream(std::move(sock));
+      co_await serve(stream, peer);
+      co_return;
+    }
+    // HTTPS only: a client that does not complete a TLS handshake (plain
+    // HTTP included) gets no HTTP answer, only the closed connection.
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *opts.tls);
+    beast::get_lowest_layer(stream).expires_after(opts.handshake_timeout);
+    co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      spdlog::debug("TLS handshake from {} failed: {}", peer.address().to_string(), ec.message());
+      beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ec);
+      co_return;
+    }
+    co_await serve(stream, peer);
+  }
+
+  template <class Stream>
+  awaitable<void> serve(Stream& stream, const tcp::endpoint& peer) {
+    boost::system::error_code ec;
     beast::flat_buffer buf;
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(opts.body_limit);
       parser.header_limit(64 * 1024);
-      stream.expires_after(opts.idle_timeout);
+      beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
       co_await bhttp::async_read(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (ec == bhttp::error::body_limit) {
           HttpResponse r = HttpResponse::json(413, {{"message", "request body larger than the limit"}});
           co_await write_response(stream, r, 11, false, false);
         } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
-                   ec != asio::error::connection_reset && ec != asio::error::eof) {
+                   ec != asio::error::connection_reset && ec != asio::error::eof &&
+                   ec != asio::ssl::error::stream_truncated) {
           HttpResponse r = HttpResponse::json(400, {{"message", "bad HTTP request: " + ec.message()}});
           co_await write_response(stream, r, 11, false, false);
         }
@@ -194,7 +220,7 @@ struct HttpServer::Impl {
       bool again = co_await write_response(stream, res, msg.version(), msg.keep_alive(), req.method == "HEAD");
       if (!again) break;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "net/router.h"
 
@@ -14,6 +15,11 @@ namespace stele::net {
 struct ServerOptions {
   size_t body_limit = 64 * 1024 * 1024;
   std::chrono::seconds idle_timeout{120};
+  // Set: every connection is HTTPS (net/tls.h make_server_context); a client
+  // that does not complete the handshake within handshake_timeout is closed
+  // without an HTTP answer.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::chrono::seconds handshake_timeout{10};
 };
 
 class HttpServer {

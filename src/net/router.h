@@ -2,6 +2,8 @@
 // "{name}" (one segment) and a final "{*name}" (the rest, possibly with '/').
 // Routes are tried in registration order. Not thread-safe; fill before serving.
 #pragma once
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,11 @@ class Router {
   // Finds a handler; fills req.params. Returns nullptr when nothing matches;
   // `path_matched` tells whether some route had the path (for 405 vs 404).
   const Handler* match(HttpRequest& req, bool& path_matched) const;
+  // Consulted before any route: an answer it gives is sent instead (a
+  // follower server's redirect to its leader).
+  using Gate = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+  void set_gate(Gate g) { gate_ = std::move(g); }
+  const Gate& gate() const { return gate_; }
 
  private:
   struct Route {
@@ -23,6 +30,7 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  Gate gate_;
 };
 
 }  // namespace stele::net

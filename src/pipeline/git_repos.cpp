@@ -78,10 +78,12 @@ GitRepos::GitRepos(std::string root_dir, HookEnv hook, std::chrono::milliseconds
 std::string GitRepos::path(std::string_view app_id) const { return root_ + "/" + app_name(app_id) + ".git"; }
 
 net::Environment GitRepos::hook_environment(std::string_view app_id) const {
-  return {{"STELE_BIN", hook_.stele_binary},
-          {"STELE_HOOK_URL", hook_.server_url},
-          {"STELE_HOOK_TOKEN", hook_.token},
-          {"STELE_HOOK_APP", canonical_app_id(app_id)}};
+  net::Environment env = {{"STELE_BIN", hook_.stele_binary},
+                          {"STELE_HOOK_URL", hook_.server_url},
+                          {"STELE_HOOK_TOKEN", hook_.token},
+                          {"STELE_HOOK_APP", canonical_app_id(app_id)}};
+  if (!hook_.ca_file.empty()) env["STELE_CA"] = hook_.ca_file;
+  return env;
 }
 
 net::Environment GitRepos::git_environment() {
@@ -274,6 +276,36 @@ awaitable<Result<std::string>> GitRepos::fetch(std::string app_id, std::string u
   auto r = co_await git(app_id, std::move(args));
   if (!r) co_return fail(r.error());
   co_return co_await resolve(app_id, local_ref);
+}
+
+awaitable<Result<void>> GitRepos::mirror(std::string app_id, std::string url, std::string auth) {
+  if (auto ok = check_arg("url", url); !ok) co_return fail(ok.error());
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+    co_return fail("url '" + url + "': only http:// and https:// are mirrored", 400);
+  if (auto ok = co_await ensure(app_id); !ok) co_return fail(ok.error());
+  std::vector<std::string> args;
+  if (!auth.empty()) args = {"-c", "http.extraHeader=Authorization: " + auth};
+  if (!hook_.ca_file.empty()) args.insert(args.end(), {"-c", "http.sslCAInfo=" + hook_.ca_file});
+  for (std::string a : {"fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head"}) args.push_back(a);
+  args.push_back(url);
+  args.push_back("+refs/heads/*:refs/heads/*");
+  args.push_back("+refs/tags/*:refs/tags/*");
+  auto r = co_await git(app_id, std::move(args));
+  if (!r) co_return fail(r.error());
+  co_return Result<void>{};
+}
+
+std::string GitRepos::refs_signature(std::string_view app_id) const {
+  std::string repo = path(app_id), sig;
+  for (const char* p : {"/refs/heads", "/packed-refs"}) {
+    struct stat st {};
+    if (::stat((repo + p).c_str(), &st) != 0) {
+      sig += "-;";
+      continue;
+    }
+    sig += std::to_string(int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec) + ";";
+  }
+  return sig == "-;-;" ? std::string() : sig;
 }
 
 }  // namespace stele::pipeline

@@ -26,6 +26,7 @@ struct HookEnv {
   std::string server_url;    // "http://127.0.0.1:7070"
   std::string token;         // "" = send none
   std::string stele_binary;  // absolute path of `stele`
+  std::string ca_file;       // STELE_CA for an https server_url ("" = not passed)
 };
 
 class GitRepos {
@@ -35,7 +36,8 @@ class GitRepos {
   const std::string& root() const { return root_; }
   // <root>/<app name>.git ("/shop/web" -> <root>/shop_web.git).
   std::string path(std::string_view app_id) const;
-  // STELE_BIN, STELE_HOOK_URL, STELE_HOOK_TOKEN, STELE_HOOK_APP for the hook.
+  // STELE_BIN, STELE_HOOK_URL, STELE_HOOK_TOKEN, STELE_HOOK_APP for the hook
+  // (and STELE_CA when the hook env has a CA file).
   net::Environment hook_environment(std::string_view app_id) const;
   // The server's environment without GIT_* (a server started from a git hook
   // must not point our commands at another repository).
@@ -62,6 +64,13 @@ class GitRepos {
   // (file://, http(s)://) into refs/stele/fetched/<ref without refs/> of the
   // app's repository (created when missing); answers the fetched commit's sha.
   net::awaitable<Result<std::string>> fetch(std::string app_id, std::string url, std::string ref);
+  // Makes the app's repository a copy of the one at `url` (another server's
+  // /git/<name>.git): every branch and tag, forced, pruned. `auth` is sent
+  // as the Authorization header ("" = none).
+  net::awaitable<Result<void>> mirror(std::string app_id, std::string url, std::string auth);
+  // Changes when a push changes the app's refs (mtimes of refs/heads and
+  // packed-refs); "" when there is no repository.
+  std::string refs_signature(std::string_view app_id) const;
 
  private:
   // `git --git-dir=<repo> args...`; exit != 0 is an error carrying stderr.

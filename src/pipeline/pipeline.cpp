@@ -221,11 +221,40 @@ struct Pipeline::Impl {
   net::awaitable<bool> build(const std::string& app_id, int64_t n, const RepoSpec& repo);
   net::awaitable<bool> test(const std::string& app_id, int64_t n, const RepoSpec& repo);
   net::awaitable<bool> smoke(const std::string& app_id, int64_t n);
+  net::awaitable<bool> replicated(const std::string& app_id, int64_t n);
   net::awaitable<bool> release_step(const std::string& app_id, int64_t n, const RepoSpec& repo);
   net::awaitable<void> deploy(const std::string& app_id, int64_t n);
   void collect(const std::string& app_id);
   void remove_step_outputs(const std::string& app_id, int64_t n);
 };
+
+// Several servers: the release is ready once every live server holds its
+// artifact (a new leader must be able to deploy it), or fails after
+// replica_timeout_s naming the servers that still lack it.
+net::awaitable<bool> Pipeline::Impl::replicated(const std::string& app_id, int64_t n) {
+  const deploy::Release* rel = cluster.release(app_id, n);
+  if (!opts.missing_replicas || !rel || rel->artifact.empty()) co_return true;
+  std::string digest = rel->artifact;
+  int64_t start = now_ms();
+  bool said = false;
+  for (;;) {
+    auto missing = opts.missing_replicas(digest);
+    if (missing.empty()) {
+      if (said) say(app_id, n, "Every server holds the artifact");
+      co_return true;
+    }
+    std::string names;
+    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+    if (now_ms() - start > opts.replica_timeout_s * 1000) {
+      fail_release(app_id, n, "replicate", "servers " + names + " did not copy the artifact within " +
+                                               std::to_string(opts.replica_timeout_s) + " s");
+      co_return false;
+    }
+    if (!said) say(app_id, n, "Waiting for " + names + " to copy the artifact");
+    said = true;
+    co_await net::sleep_for(std::chrono::milliseconds(250));
+  }
+}
 
 net::awaitable<void> Pipeline::Impl::run(std::string app_id, int64_t n, RepoSpec repo, int64_t received_ms) {
   (void)update(app_id, n, [&](deploy::Release& r) { r.durations["receive"] = now_ms() - received_ms; });
@@ -242,6 +271,10 @@ net::awaitable<void> Pipeline::Impl::run(std::string app_id, int64_t n, RepoSpec
     co_return;
   }
   if (repo.auto_deploy && !co_await release_step(app_id, n, repo)) {
+    finish(app_id, n);
+    co_return;
+  }
+  if (!co_await replicated(app_id, n)) {
     finish(app_id, n);
     co_return;
   }

@@ -12,6 +12,7 @@
 // inside a Cluster call.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,11 @@ struct PipelineOptions {
   int64_t run_timeout_s = 3600;
   int64_t smoke_timeout_s = 120;     // beyond the health checks' own grace period
   int retain_releases = 10;          // ready releases per app whose slugs are kept
+  // Several servers (design.md): the live servers still without artifact
+  // `digest`; a release becomes ready only once none is left, or fails
+  // after replica_timeout_s. Unset: one server, nothing to wait for.
+  std::function<std::vector<std::string>(const std::string& digest)> missing_replicas;
+  int64_t replica_timeout_s = 120;
 };
 
 struct RefUpdate {

@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "net/tls.h"
+
 namespace stele::router {
 
 namespace fs = std::filesystem;
@@ -18,76 +20,10 @@ namespace {
 
 constexpr std::string_view kWildcardPrefix = "_wildcard.";
 
-// TLS 1.2 suites with forward secrecy and AEAD only (Mozilla "intermediate"
-// without DHE, which would need parameters per context).
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
-                  void*) {
-  // `in` is a list of length-prefixed protocol names.
-  static constexpr unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
-  for (unsigned i = 0; i < inlen;) {
-    unsigned n = in[i];
-    if (i + 1 + n <= inlen && n == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, n) == 0) {
-      *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(n);
-      return SSL_TLSEXT_ERR_OK;
-    }
-    i += 1 + n;
-  }
-  return SSL_TLSEXT_ERR_NOACK;
-}
-
-void configure(SSL_CTX* c) {
-  SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_cipher_list(c, kTls12Ciphers);
-  SSL_CTX_set_alpn_select_cb(c, select_http11, nullptr);
-  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);  // idle keep-alive connections hold no record buffers
-}
-
-// The reasons OpenSSL queued for the last failure, "; "-joined.
-std::string openssl_errors() {
-  std::string out;
-  char buf[256];
-  while (unsigned long e = ERR_get_error()) {
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown error" : out;
-}
-
-// A server context holding the pair, or the reason it cannot.
-std::shared_ptr<SSL_CTX> load_pair(const fs::path& crt, const fs::path& key, std::string& error) {
-  ERR_clear_error();
-  std::shared_ptr<SSL_CTX> c(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
-  if (!c) {
-    error = "cannot make a TLS context: " + openssl_errors();
-    return nullptr;
-  }
-  configure(c.get());
-  if (SSL_CTX_use_certificate_chain_file(c.get(), crt.c_str()) != 1) {
-    error = "certificate " + crt.string() + ": " + openssl_errors();
-  } else if (SSL_CTX_use_PrivateKey_file(c.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    // OpenSSL checks the pair as it loads the key.
-    bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
-    error = "key " + key.string() + (mismatch ? " does not match certificate " + crt.string() : "") + ": " +
-            openssl_errors();
-  } else if (SSL_CTX_check_private_key(c.get()) != 1) {
-    error = "key " + key.string() + " does not match certificate " + crt.string() + ": " + openssl_errors();
-  } else {
-    return c;
-  }
-  return nullptr;
 }
 
 void warn_if_expired(const std::string& name, SSL_CTX* c, const fs::path& crt) {
@@ -107,7 +43,7 @@ std::string certificate_name(std::string_view stem) {
 CertificateStore::CertificateStore(fs::path dir)
     : dir_(std::move(dir)), base_(boost::asio::ssl::context::tls_server),
       contexts_(std::make_shared<const Contexts>()) {
-  configure(base_.native_handle());
+  net::configure_server_context(base_.native_handle());
   SSL_CTX_set_tlsext_servername_callback(base_.native_handle(), &CertificateStore::on_server_name);
   SSL_CTX_set_tlsext_servername_arg(base_.native_handle(), this);
 }
@@ -193,7 +129,7 @@ CertificateReload CertificateStore::reload() {
     std::string error;
     std::shared_ptr<SSL_CTX> c;
     if (!f.stamp.has_key) error = "certificate " + f.crt.string() + " has no key file " + f.key.string();
-    else c = load_pair(f.crt, f.key, error);
+    else c = net::load_server_pair(f.crt.string(), f.key.string(), error);
     if (!c) {
       bool kept = next->count(name) > 0;
       report.errors.push_back(error);

@@ -26,7 +26,8 @@
 // removed is dropped. Connections already established keep the certificate
 // they were handshaken with; nothing is closed by a reload.
 //
-// TLS settings of every context: TLS 1.2 and 1.3 only, ECDHE with AES-GCM or
+// TLS settings of every context (net/tls.h, shared with the API listener and
+// the forward input): TLS 1.2 and 1.3 only, ECDHE with AES-GCM or
 // ChaCha20-Poly1305 for TLS 1.2 (OpenSSL's defaults for 1.3), no
 // compression, no renegotiation, ALPN "http/1.1" (a client offering only
 // other protocols gets no ALPN answer).

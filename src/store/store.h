@@ -53,6 +53,11 @@ class Store {
   // overrides it with VACUUM INTO. Blocks for the copy: call it between
   // writes on the Store's thread.
   virtual Result<void> snapshot(const std::string& path);
+  // Forgets what this Store remembers of the shared state (etcd: the
+  // sequence key's revision and the last event id) and reads it again: a
+  // server just elected leader calls it before its first write, since the
+  // previous leader wrote meanwhile. SQLite: nothing to do.
+  virtual Result<void> refresh() { return {}; }
 };
 
 // SQLite (WAL, synchronous=FULL) at `path`, creating or migrating the schema.

@@ -90,10 +90,17 @@ TEST_F(ClientFiles, FlagBeatsEnvironment) {
   ClientOptions o = resolve_options({}, env());
   EXPECT_EQ(o.api, "http://10.0.0.1:7070");
   EXPECT_EQ(o.token, "from-env");
-  o = resolve_options({"10.0.0.2:7070", "from-flag", "", true}, env());
+  GlobalFlags flags;
+  flags.api = "10.0.0.2:7070";
+  flags.token = "from-flag";
+  flags.json = true;
+  o = resolve_options(flags, env());
   EXPECT_EQ(o.api, "http://10.0.0.2:7070");
   EXPECT_EQ(o.token, "from-flag");
   EXPECT_TRUE(o.json);
+  // Several servers: each URL normalized, the list kept.
+  flags.api = "10.0.0.2:7070, http://10.0.0.3:7070/";
+  EXPECT_EQ(resolve_options(flags, env()).api, "http://10.0.0.2:7070,http://10.0.0.3:7070");
 }
 
 TEST_F(ClientFiles, TokenFileOfSteleUpInTheWorkingDirectory) {

@@ -587,6 +587,7 @@ class Server:
         argv += router_flags(self.router_port)
         if self.extra.get("probe_interval") is not None:
             argv += ["--probe-interval", str(self.extra["probe_interval"])]
+        argv += self.extra.get("args", [])
         self.proc = self.h.spawn(self.name, argv)
         if wait:
             wait_until(lambda: self.api.ping() or self._dead(), 15, "%s to answer /ping" % self.name)
@@ -606,7 +607,7 @@ class Agent:
         self.proc = None
 
     def start(self):
-        argv = [STELE, "agent", "--server", self.server_url, "--data-dir", self.data_dir,
+        argv = [self.extra.get("binary", STELE), "agent", "--server", self.server_url, "--data-dir", self.data_dir,
                 "--hostname", self.hostname, "--agent-id", self.agent_id, "--ports", self.ports,
                 "--resources", self.extra.get("resources", "cpus=4,mem=4096,disk=10000"),
                 "--agent-timeout", str(self.extra.get("agent_timeout", AGENT_TIMEOUT)),
@@ -619,6 +620,7 @@ class Agent:
             argv += ["--router", "--router-listen", "127.0.0.1:%d" % self.extra["router_port"]]
         if self.extra.get("docker_socket"):
             argv += ["--docker-socket", self.extra["docker_socket"]]
+        argv += self.extra.get("args", [])
         self.proc = self.h.spawn(self.name, argv)
         return self
 
@@ -870,8 +872,32 @@ def _on_sigterm(signum, frame):
     sys.exit(128 + signum)
 
 
+def etcd_healthy(client):
+    """True when the etcd at client ("http://h:p") answers /health with true."""
+    try:
+        status, doc = http("GET", client + "/health", timeout=1)
+        return status == 200 and "true" in json.dumps(doc)
+    except OSError:
+        return False
+
+
 class SteleTestCase(unittest.TestCase):
     """A test with its own Harness (self.h); logs printed when it fails."""
+
+    def start_etcd(self):
+        """One etcd member (Debian's etcd-server) on loopback for this test;
+        answers the --store URL. Skips the test when there is no etcd."""
+        etcd = shutil.which("etcd")
+        if not etcd:
+            self.skipTest("no etcd binary on PATH (Debian's etcd-server; scripts/bootstrap installs it)")
+        client = "http://127.0.0.1:%d" % free_port()
+        peer = "http://127.0.0.1:%d" % free_port()
+        self.h.spawn("etcd", [etcd, "--data-dir", self.h.path("etcd", "data"),
+                              "--listen-client-urls", client, "--advertise-client-urls", client,
+                              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                              "--initial-cluster", "default=" + peer])
+        wait_until(lambda: etcd_healthy(client), 20, "etcd to answer /health")
+        return "etcd://" + client[len("http://"):]
 
     def setUp(self):
         if not os.access(STELE, os.X_OK):

@@ -9,14 +9,13 @@ No task ports: no agent runs.
 import contextlib
 import json
 import os
-import shutil
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import stelelib  # noqa: E402
-from stelelib import STELE, SteleTestCase, free_port, http, sample_app, wait_until  # noqa: E402
+from stelelib import STELE, SteleTestCase, sample_app  # noqa: E402
 
 APPS = ["/web", "/shop/api"]
 
@@ -37,27 +36,6 @@ def store_env(url):
 
 
 class StoreMigrateTest(SteleTestCase):
-
-    def start_etcd(self):
-        etcd = shutil.which("etcd")
-        if not etcd:
-            self.skipTest("no etcd binary on PATH (Debian's etcd-server; scripts/bootstrap installs it)")
-        client = "http://127.0.0.1:%d" % free_port()
-        peer = "http://127.0.0.1:%d" % free_port()
-        self.h.spawn("etcd", [etcd, "--data-dir", self.h.path("etcd", "data"),
-                              "--listen-client-urls", client, "--advertise-client-urls", client,
-                              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                              "--initial-cluster", "default=" + peer])
-        wait_until(lambda: self.etcd_healthy(client), 20, "etcd to answer /health")
-        return "etcd://" + client[len("http://"):]
-
-    @staticmethod
-    def etcd_healthy(client):
-        try:
-            status, doc = http("GET", client + "/health", timeout=1)
-            return status == 200 and "true" in json.dumps(doc)
-        except OSError:
-            return False
 
     def migrate(self, *args, check=True):
         return self.h.run([STELE, "store", "migrate"] + list(args), check=check)

@@ -27,6 +27,8 @@
 #include "logs/forward_codec.h"
 #include "logs/forward_relay.h"
 #include "logs/forward_server.h"
+#include "net/tls.h"
+#include "net/tls_certs.h"
 
 namespace stele::logs {
 namespace {
@@ -289,6 +291,58 @@ TEST_F(ForwardClientTest, NoAckWithinTheTimeoutIsAnError) {
   EXPECT_NE(r.error().message.find("timed out after 2000 ms waiting for the ack"), std::string::npos)
       << r.error().message;
   EXPECT_FALSE(c->connected());
+}
+
+// --forward-tls: a TLS input (the shared-key handshake inside it) and a TLS
+// client verifying it with the cluster CA; one kept connection for several
+// sends; a plain client or another CA gets nothing stored.
+TEST_F(ForwardClientTest, TlsInputVerifiedWithTheClusterCa) {
+  std::string certs = (dir_ / "certs").string(), other = (dir_ / "other").string();
+  ASSERT_TRUE(net::make_cluster_ca(certs, 1, false));
+  ASSERT_TRUE(net::make_cluster_ca(other, 1, false));
+  auto node = net::make_node_certificate(certs, {"fwd", {"127.0.0.1"}, {}, 1});
+  ASSERT_TRUE(node);
+  auto ctx = net::make_server_context(node->cert, node->key);
+  ASSERT_TRUE(ctx) << ctx.error().message;
+  std::string addr;
+  on_io([&] {
+    ForwardServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.shared_key = "s3cret";
+    o.tls = *ctx;
+    server_ = std::make_unique<ForwardServer>(io_, *store_, o);
+    auto b = server_->start();
+    ASSERT_TRUE(b) << b.error().message;
+    addr = *b;
+  });
+  auto tls_client = [&](bool tls) {
+    ForwardClientOptions o;
+    o.address = addr;
+    o.shared_key = "s3cret";
+    o.tls = tls;
+    o.connect_timeout = 2s;
+    o.ack_timeout = 2s;
+    return std::make_unique<ForwardClient>(io_.get_executor(), o);
+  };
+  net::set_client_ca_file(certs + "/ca.crt");
+  auto c = tls_client(true);
+  for (const char* chunk : {"t1", "t2", "t3"}) {
+    auto r = send(*c, packed_request("t.tls", 2, chunk), chunk);
+    ASSERT_TRUE(r) << r.error().message;
+  }
+  EXPECT_EQ(stored(*store_, "t.tls").size(), 6u);
+  EXPECT_EQ(server_stats().connections, 1u);  // kept across sends
+
+  auto plain = tls_client(false);
+  EXPECT_FALSE(send(*plain, packed_request("t.plain", 1, "p1"), "p1"));
+  net::set_client_ca_file(other + "/ca.crt");
+  auto wrong = tls_client(true);
+  auto r = send(*wrong, packed_request("t.wrong", 1, "w1"), "w1");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("certificate verify failed"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find(addr), std::string::npos) << r.error().message;
+  EXPECT_EQ(stored(*store_, "t.plain").size() + stored(*store_, "t.wrong").size(), 0u);
+  net::set_client_ca_file("");
 }
 
 TEST_F(ForwardClientTest, RefusedConnectionNamesTheAddress) {

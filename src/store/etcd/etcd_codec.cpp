@@ -1,5 +1,10 @@
 #include "store/etcd/etcd_client.h"
 
+#include <algorithm>
+
+#include "common/clock.h"
+#include "store/election.h"
+
 #include <boost/beast/core/detail/base64.hpp>
 
 namespace stele::store::etcd {
@@ -60,3 +65,22 @@ Result<void> decode_kvs(const Json& reply, std::vector<KeyValue>& out) {
 }
 
 }  // namespace stele::store::etcd
+
+namespace stele::store {
+
+// The leader key's value (store/election.h): pure, fuzzed with the replies.
+Json LeaderInfo::to_json() const { return Json{{"id", id}, {"url", url}, {"since", iso8601(since_ms)}}; }
+
+Result<LeaderInfo> parse_leader(const std::string& text) {
+  auto j = parse_json(text);
+  if (!j) return fail("leader key: " + j.error().message);
+  if (!j->is_object() || !(*j)["id"].is_string() || !(*j)["url"].is_string())
+    return fail("leader key: expected {\"id\": string, \"url\": string, \"since\"}");
+  LeaderInfo l;
+  l.id = (*j)["id"].get<std::string>();
+  l.url = (*j)["url"].get<std::string>();
+  if (auto s = j->find("since"); s != j->end() && s->is_string()) l.since_ms = std::max<int64_t>(0, parse_iso8601(*s));
+  return l;
+}
+
+}  // namespace stele::store

@@ -34,6 +34,8 @@ class EtcdStore final : public Store {
     return {};
   }
 
+  Result<void> refresh() override { return load_sequence(); }
+
   Result<void> apply(const std::vector<Write>& writes, const std::vector<Json>& events,
                      std::vector<int64_t>* event_ids) override {
     std::vector<std::pair<int64_t, std::string>> numbered;
