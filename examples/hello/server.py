@@ -1,8 +1,9 @@
 """The sample app: serves the page the build rendered (public/index.html),
 the release it runs as, and $GREETING when set; /health answers "ok".
 
-Listens on 127.0.0.1:$PORT0. Reads its working directory only: a release's
-slug is read-only at run time.
+Listens on $HOST:$PORT0 (the agent's address, which its health checks and
+the routers connect to; 127.0.0.1 when HOST is unset). Reads its working
+directory only: a release's slug is read-only at run time.
 """
 import html
 import os
@@ -59,8 +60,9 @@ def make_handler(page, env):
 
 def main():
     port = int(os.environ.get("PORT0", "8080"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(load_page(), dict(os.environ)))
-    print("hello: release %s listening on 127.0.0.1:%d" % (os.environ.get("STELE_RELEASE", "?"), port), flush=True)
+    host = os.environ.get("HOST") or "127.0.0.1"
+    server = ThreadingHTTPServer((host, port), make_handler(load_page(), dict(os.environ)))
+    print("hello: release %s listening on %s:%d" % (os.environ.get("STELE_RELEASE", "?"), host, port), flush=True)
     server.serve_forever()
 
 

@@ -76,7 +76,8 @@ Json Cluster::State::app_doc(const App& a) const {
 Json Cluster::State::event(const std::string& type, const std::string& app, const std::string& actor) const {
   Json e = {{"type", type}, {"time", iso8601(now())}};
   if (!app.empty()) e["app"] = app;
-  if (!actor.empty()) e["actor"] = actor;
+  // Who caused it: the API caller, an agent's report, or the control plane itself.
+  e["actor"] = actor.empty() ? std::string("stele") : actor;
   return e;
 }
 

@@ -109,7 +109,7 @@ Result<Json> Cluster::register_agent(const Node& info, const Json& reported) {
   n.last_heartbeat_ms = s_->now();
   s_->scheduler.upsert_agent(scheduler_view(n));
   tx.writes.push_back(State::put("nodes", n.id, to_json(n)));
-  Json e = s_->event(was_known ? "node_reregistered" : "node_registered", "");
+  Json e = s_->event(was_known ? "node_reregistered" : "node_registered", "", "agent:" + n.id);
   e["node"] = to_json(n);
   tx.events.push_back(std::move(e));
 
@@ -230,9 +230,13 @@ Result<void> Cluster::task_status(const std::string& agent_id, const Json& u) {
   if (!changed) return {};
   t.updated_ms = s_->now();
   State::Tx tx;
-  if (t.state != before) tx.events.push_back(s_->task_event(t));
+  if (t.state != before) {
+    Json e = s_->task_event(t);
+    e["actor"] = "agent:" + agent_id;  // the agent's report
+    tx.events.push_back(std::move(e));
+  }
   if (t.healthy() != was_healthy && t.has_health_checks) {
-    Json e = s_->event("health_changed", t.app_id);
+    Json e = s_->event("health_changed", t.app_id, "agent:" + agent_id);
     e["task"] = t.id;
     e["alive"] = t.healthy();
     e["release"] = t.release;

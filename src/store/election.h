@@ -7,6 +7,8 @@
 // create-if-absent txn) when it is gone: a killed leader's key disappears
 // when its lease expires, a stopped one's at once (resign() revokes it).
 //
+// Each renewal also reads the key back: deleted or not ours -> lost.
+//
 // Safety: etcd lets another server take the key no earlier than `ttl` after
 // the leader's last successful keepalive. The leader counts from the moment
 // it *sent* that keepalive, and gives leadership up (on_lost) once two thirds
@@ -81,6 +83,7 @@ class LeaderElection {
   std::atomic<bool> stop_{false};
   std::string lease_;  // the lease id (string: ids exceed 2^53), while leading
   std::chrono::steady_clock::time_point last_ok_;  // when the last successful keepalive was sent
+  int64_t self_since_ = 0;  // the `since` this server wrote into the key when elected
   std::condition_variable wake_;
   std::mutex wake_mu_;
   std::thread thread_;

@@ -16,6 +16,15 @@ TEST_F(ClusterTest, NewAppRunsItsInstancesAndTheDeploymentSucceeds) {
   bool succeeded = false;
   for (auto& e : events_) succeeded |= e["type"] == "deployment_succeeded";
   EXPECT_TRUE(succeeded);
+  // Every event names who caused it: the caller, the agent that reported,
+  // or the control plane itself.
+  for (auto& e : events_) {
+    std::string type = e["type"], actor = e.value("actor", "");
+    if (type == "app_created" || type == "release_created" || type == "deployment_started") EXPECT_EQ(actor, "test") << type;
+    else if (type == "node_registered" || (type == "task_status" && e["state"] == "running")) EXPECT_EQ(actor, "agent:a1") << type;
+    else EXPECT_FALSE(actor.empty()) << type;
+    if (type == "deployment_succeeded") EXPECT_EQ(actor, "stele");
+  }
   // Task ids follow design.md "Names".
   std::set<std::string> ids;
   for (auto* t : cluster_->tasks("/web")) ids.insert(t->id);

@@ -7,9 +7,11 @@ seventh "client" host.
 An app of 2 instances with `hostname UNIQUE`: a crashed host's instance is
 replaced on the free agent; a second host cut off (partitioned) fences
 itself — its instance stops — and the missing instance waits with a visible
-reason; both hosts back → exactly 2 instances on distinct hosts; the leader
-killed mid-deploy → the deployment completes under a new leader; every server
-restarted → the same apps, releases and tasks.
+reason; both hosts back → exactly 2 instances on distinct hosts; an agent with
+a wrong join token is refused and a viewer token cannot deploy; the leader
+killed mid-deploy → the deployment completes under a new leader; a follower
+killed → a git push, a rollback, log and metric queries still work; every
+server restarted → the same apps, releases and tasks.
 
 Run (root): STELE_BIN=build/stele python3 tests/integration/test_netns_cluster.py -v
 Task ports: 32640-32679 inside the agent hosts' namespaces.
@@ -27,7 +29,7 @@ import netns  # noqa: E402
 import stelelib  # noqa: E402
 from stelelib import STELE, Api, SteleTestCase, get_text, http, log, wait_until  # noqa: E402
 
-HOSTS = {"client": 2, "s1": 11, "s2": 12, "s3": 13, "a1": 21, "a2": 22, "a3": 23}
+HOSTS = {"client": 2, "s1": 11, "s2": 12, "s3": 13, "a1": 21, "a2": 22, "a3": 23, "a4": 24}
 SERVERS = ["s1", "s2", "s3"]
 AGENTS = ["a1", "a2", "a3"]
 TOKEN = "stl_netns_admin_token_for_the_test_0001"
@@ -104,7 +106,7 @@ class NetnsClusterTest(SteleTestCase):
         wait_until(api.ping, 20, "server %s to answer /ping" % h)
         return api
 
-    def start_agent(self, h):
+    def start_agent(self, h, join=JOIN):
         a = self.net.addr(h)
         root = os.path.join(self.h.tmp, "agent-" + h)
         os.makedirs(root, exist_ok=True)
@@ -114,7 +116,7 @@ class NetnsClusterTest(SteleTestCase):
         argv = [STELE, "agent", "--server", urls, "--data-dir", os.path.join(root, "agent"), "--hostname", h,
                 "--agent-id", "agent-" + h, "--ports", "32640-32679", "--resources", "cpus=2,mem=2048,disk=10000",
                 "--agent-timeout", str(AGENT_TIMEOUT), "--recovery-timeout", "60", "--advertise-addr", a,
-                "--metrics-interval", "10", "--join-token", JOIN]
+                "--metrics-interval", "10", "--join-token", join]
         self.agents[h] = self.h.spawn("agent-" + h, self.net.argv(h, argv))
 
     # ---- views
@@ -219,6 +221,17 @@ class NetnsClusterTest(SteleTestCase):
             self.assertIsNotNone(self.settled(self.api, 2), "never more or fewer than 2")
             time.sleep(0.5)
 
+        # Security across hosts: a wrong join token is refused; a viewer cannot deploy.
+        self.start_agent("a4", join="stl_not_the_join_token_of_this_cluster")
+        wait_until(lambda: "refused the join token" in self.agents["a4"].output(), 20, "a4 to be refused")
+        self.assertNotIn("a4", [n["hostname"] for n in self.api.get("/api/v1/nodes")["nodes"]])
+        self.agents["a4"].stop()
+        viewer = self.api.post("/api/v1/tokens", {"name": "watcher", "role": "viewer"})["token"]
+        status, doc = http("PUT", self.api.url + "/v2/apps/uniq", app_spec("v9"),
+                           headers={"Authorization": "Bearer " + viewer})
+        self.assertEqual(status, 403, doc)
+        self.assertEqual(self.api.app(APP)["release"], 1, "the viewer's deploy changed nothing")
+
         # The leader killed mid-deploy: the new one completes it.
         self.api.put("/v2/apps/uniq", app_spec("v2"))
         wait_until(lambda: any(t.get("release") == 2 for t in self.live(self.api)), 30, "the upgrade to start")
@@ -233,18 +246,46 @@ class NetnsClusterTest(SteleTestCase):
         for t in live:
             self.assertIn("v2", self.answer(t))
 
+        # A follower killed: push, rollback, log and metric queries still work.
+        follower = next(h for h in SERVERS if h not in (leader, leader2))
+        self.servers[follower].kill9()
+        url = self.api.url
+        self.h.run([STELE, "--api", url, "--token", TOKEN, "create", "hello"])
+        from test_pipeline import Repo  # examples/hello in a git work tree
+        repo = Repo(self.h, TOKEN)
+        repo.git("remote", "add", "stele", url + "/git/hello.git")
+        rc, out = repo.push()
+        self.assertEqual(rc, 0, out)
+        def release_1():
+            doc = self.api.get("/api/v1/apps/hello/releases/1")
+            rel = doc["release"] if isinstance(doc.get("release"), dict) else doc
+            return rel if rel.get("status") in ("ready", "failed") else None
+        rel = wait_until(release_1, 180, "the pushed release to finish")
+        self.assertEqual(rel["status"], "ready", out)
+        self.api.post("/api/v1/apps/uniq/rollback", {"release": 1})
+        live = wait_until(lambda: self.api.app(APP)["deployment"] is None and self.settled(self.api, 2, tag=1), 60,
+                          "the rollback to release 1")
+        for t in live:
+            self.assertIn("v1", self.answer(t))
+        logs = get_text(url + "/api/v1/logs?app=/uniq&limit=20", timeout=10)
+        self.assertIn("GET /health", logs, "the instances' output is queryable")
+        found = wait_until(lambda: self.api.get("/metrics/find?query=stele.*"), 30, "agent metrics")
+        self.assertTrue(found)
+        self.start_server(follower)
+
         # Every server restarted: the same state.
-        before = (self.api.app(APP)["release"], sorted(t["id"] for t in live))
+        current = self.api.app(APP)["release"]
+        before = (current, sorted(t["id"] for t in live))
         for h in SERVERS:
             if self.servers[h].alive():
                 self.servers[h].stop()
         for h in SERVERS:
             self.start_server(h)
         _, self.api = self.leader()
-        wait_until(lambda: self.settled(self.api, 2, tag=2), 40, "the instances back under the restarted servers")
-        after = (self.api.app(APP)["release"], sorted(t["id"] for t in self.settled(self.api, 2, tag=2)))
+        wait_until(lambda: self.settled(self.api, 2, tag=current), 40, "the instances back under the restarted servers")
+        after = (self.api.app(APP)["release"], sorted(t["id"] for t in self.settled(self.api, 2, tag=current)))
         self.assertEqual(before, after, "release and tasks survive restarting every server")
-        self.assertEqual([r["number"] for r in self.api.get("/api/v1/apps/uniq/releases")["releases"]][-2:], [1, 2])
+        self.assertEqual(sorted(r["number"] for r in self.api.get("/api/v1/apps/uniq/releases")["releases"]), [1, 2])
 
 
 if __name__ == "__main__":

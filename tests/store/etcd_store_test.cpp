@@ -10,11 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include "net/http_client.h"
+#include "store/election.h"
 #include "store/etcd/etcd_client.h"
 #include "store/store.h"
 #include "store_contract.h"
@@ -260,6 +262,91 @@ TEST_F(EtcdStore, OversizedOrTooManyWritesAreRefusedClearly) {
   auto all = s->list("apps");
   ASSERT_TRUE(all);
   EXPECT_TRUE(all->empty());
+}
+
+// ---- leader election (store/election.h) against the same etcd
+
+namespace {
+
+struct Candidate {
+  explicit Candidate(const store::EtcdStoreOptions& etcd, const std::string& id) {
+    store::ElectionOptions o;
+    o.etcd = etcd;
+    o.id = id;
+    o.url = "http://" + id + ":7070";
+    o.ttl_seconds = 3;
+    o.poll = std::chrono::milliseconds(100);
+    election = std::make_unique<store::LeaderElection>(o);
+    election->start([this] { ++elected; }, [this](const std::string& why) {
+      lost_why = why;
+      ++lost;
+    });
+  }
+  std::unique_ptr<store::LeaderElection> election;
+  std::atomic<int> elected{0}, lost{0};
+  std::string lost_why;
+};
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds within) {
+  auto end = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+}  // namespace
+
+TEST_F(EtcdStore, OneLeaderAmongThreeAndAStoppedLeaderHandsOverAtOnce) {
+  std::vector<std::unique_ptr<Candidate>> c;
+  for (const char* id : {"s1", "s2", "s3"}) c.push_back(std::make_unique<Candidate>(o_, id));
+  auto leaders = [&] {
+    int n = 0;
+    for (auto& x : c) n += x && x->election->is_leader();
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return leaders() == 1; }, std::chrono::seconds(5)));
+  size_t first = 0;
+  while (!c[first]->election->is_leader()) ++first;
+  // Everyone names the same leader, with its URL.
+  ASSERT_TRUE(eventually([&] {
+    for (auto& x : c) {
+      auto l = x->election->leader();
+      if (!l || l->id != c[first]->election->leader()->id) return false;
+    }
+    return true;
+  }, std::chrono::seconds(2)));
+  EXPECT_EQ(c[first]->election->leader()->url, "http://" + c[first]->election->leader()->id + ":7070");
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // past a TTL: renewals keep it
+  EXPECT_EQ(leaders(), 1);
+  EXPECT_TRUE(c[first]->election->is_leader());
+  EXPECT_EQ(c[first]->lost.load(), 0);
+
+  auto resigned = std::chrono::steady_clock::now();
+  c[first]->election->resign();  // revokes the lease: no waiting for the TTL
+  c[first].reset();
+  ASSERT_TRUE(eventually([&] { return leaders() == 1; }, std::chrono::seconds(2)));
+  EXPECT_LT(std::chrono::steady_clock::now() - resigned, std::chrono::milliseconds(1500));
+  int elections = 0;
+  for (auto& x : c)
+    if (x) elections += x->elected;
+  EXPECT_EQ(elections, 1);
+}
+
+TEST_F(EtcdStore, ALeaderWhoseKeyIsDeletedGivesUpBeforeAnotherLeads) {
+  Candidate a(o_, "a");
+  ASSERT_TRUE(eventually([&] { return a.election->is_leader(); }, std::chrono::seconds(5)));
+  store::etcd::EtcdClient etcd(o_.endpoints, std::chrono::seconds(2));
+  ASSERT_TRUE(etcd.call("kv/deleterange", Json{{"key", store::etcd::base64(o_.prefix + "leader")}}));
+  // It notices at its next renewal (every TTL/3) and never campaigns again.
+  ASSERT_TRUE(eventually([&] { return a.lost.load() == 1; }, std::chrono::seconds(4)));
+  EXPECT_FALSE(a.election->is_leader());
+  EXPECT_NE(a.lost_why.find("deleted or taken"), std::string::npos) << a.lost_why;
+  Candidate b(o_, "b");
+  ASSERT_TRUE(eventually([&] { return b.election->is_leader(); }, std::chrono::seconds(3)));
+  EXPECT_FALSE(a.election->is_leader());
 }
 
 TEST(StoreUrl, BadUrlsNameTheProblem) {

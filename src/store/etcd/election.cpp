@@ -89,6 +89,7 @@ bool LeaderElection::campaign() {
   std::string lease = g->value("ID", std::string());
   if (lease.empty()) return false;
   LeaderInfo me{o_.id, o_.url, SystemClock().now_ms()};
+  self_since_ = me.since_ms;
   Json txn{{"compare", Json::array({Json{{"key", base64(key_)}, {"target", "CREATE"}, {"result", "EQUAL"},
                                           {"create_revision", "0"}}})},
            {"success", Json::array({Json{{"request_put", {{"key", base64(key_)}, {"value", base64(me.to_json().dump())},
@@ -136,6 +137,15 @@ void LeaderElection::lead() {
       }
       last_ok_ = sent;
       next = sent + every;
+      // The key itself must still be ours (an operator may have deleted it,
+      // and then another server could take it while our lease lives on).
+      if (auto kvs = c.range(key_, key_ + '\0', 1, 1); kvs) {
+        auto held = kvs->empty() ? Result<LeaderInfo>(fail("deleted")) : parse_leader(kvs->front().value);
+        if (!held || held->id != o_.id || held->since_ms != self_since_) {
+          why = "the leader key was deleted or taken over";
+          break;
+        }
+      }
     } else {
       last_error = r.error().message;
       next = steady_clock::now() + milliseconds(200);  // retry soon, maybe on another endpoint
