@@ -541,6 +541,7 @@ struct ServerRole {
     o.ttl_seconds = f.leader_ttl;
     election = std::make_unique<store::LeaderElection>(o);
     ao.server_id = o.id;
+    ao.advertise_url = o.url;
     ao.leadership = [this]() {
       api::LeaderView v;
       auto l = election->leader();

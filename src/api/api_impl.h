@@ -45,6 +45,7 @@ struct ApiServer::Impl {
   // Leader: what each follower reported holding (routes_replication.cpp).
   struct Replica {
     std::set<std::string> artifacts;
+    std::string url;  // its API as it advertises it
     int64_t reported_ms = 0;
   };
   std::map<std::string, Replica> replicas;

@@ -53,6 +53,7 @@ struct ApiOptions {
   // This server's name among the servers (its --hostname): followers report
   // what they hold under it (routes_replication.cpp).
   std::string server_id;
+  std::string advertise_url;  // this server's API as the others reach it (--advertise-url)
   // A follower whose last report is older than this is not counted when a
   // release waits for every live server to hold its artifact.
   int64_t replica_timeout_ms = 5000;

@@ -6,8 +6,8 @@
 // leader, after losing the old one, deploys, rolls back and takes pushes.
 //
 //   GET  /api/v1/replication          (leader) {"artifacts": [digest], "repos": [{"app", "refs"}],
-//                                              "servers": [{"server", "artifacts", "reportedAgoMs", "live"}]}
-//   POST /api/v1/replication/report   (leader) {"server", "artifacts": [digest]}
+//                                              "servers": [{"server", "url", "artifacts", "reportedAgoMs", "live"}]}
+//   POST /api/v1/replication/report   (leader) {"server", "url", "artifacts": [digest]}
 #include <utility>  // before Asio with g++ 12
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
@@ -42,7 +42,7 @@ void add_replication_routes(net::Router& r, ApiServer::Impl& s) {
     Json servers = Json::array();
     int64_t now = s.cluster.now_ms();
     for (const auto& [id, rep] : s.replicas)
-      servers.push_back({{"server", id}, {"artifacts", rep.artifacts.size()},
+      servers.push_back({{"server", id}, {"url", rep.url}, {"artifacts", rep.artifacts.size()},
                          {"reportedAgoMs", now - rep.reported_ms},
                          {"live", now - rep.reported_ms <= s.opts.replica_timeout_ms}});
     return HttpResponse::json(200, {{"artifacts", artifacts}, {"repos", repos}, {"servers", servers}});
@@ -56,6 +56,7 @@ void add_replication_routes(net::Router& r, ApiServer::Impl& s) {
     if (!j.contains("artifacts") || !j["artifacts"].is_array())
       return HttpResponse::json(422, {{"message", "artifacts: expected an array of sha256 digests"}});
     auto& rep = s.replicas[j["server"].get<std::string>()];
+    rep.url = j.value("url", std::string());
     rep.artifacts.clear();
     for (const auto& d : j["artifacts"])
       if (d.is_string()) rep.artifacts.insert(d.get<std::string>());
@@ -126,7 +127,7 @@ net::awaitable<void> replicate_once(ApiServer::Impl& s, std::string leader, std:
   }
   Json held = Json::array();
   for (const auto& d : s.artifacts->list()) held.push_back(d);
-  std::string body = Json{{"server", s.opts.server_id}, {"artifacts", std::move(held)}}.dump();
+  std::string body = Json{{"server", s.opts.server_id}, {"url", s.opts.advertise_url}, {"artifacts", std::move(held)}}.dump();
   (void)co_await net::http_request("POST", leader + "/api/v1/replication/report", std::move(body), server_headers(s),
                                    std::chrono::seconds(10));
 }

@@ -1,4 +1,4 @@
-// Read-only verbs: apps, app, releases, ps, nodes, deployments.
+// Read-only verbs: apps, app, releases, ps, nodes, servers, routes, deployments.
 #include <iostream>
 
 #include "cli/commands.h"
@@ -110,6 +110,28 @@ void add_nodes(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   });
 }
 
+void add_servers(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
+  auto& c = add_verb(root, flags, "servers",
+                     {"List the servers: the leader and the followers copying its artifacts and repositories",
+                      "Several servers share an etcd store (--store etcd://...) and elect a leader; followers\n"
+                      "report every second what they hold. A release is ready only when every follower that\n"
+                      "reported in the last 5 s holds its artifact. With --api a,b,c the client asks the first\n"
+                      "that answers who leads.",
+                      "  stele --api http://10.0.0.1:7070,http://10.0.0.2:7070 servers"});
+  c.set_runner([](const ApiClient& api) {
+    auto leader = api.get("/api/v1/leader");
+    if (!leader) return report(leader.error());
+    auto rep = api.get("/api/v1/replication");
+    if (!rep) return report(rep.error());
+    if (api.options().json) {
+      print_json(Json{{"leader", field(*leader, "leader")}, {"servers", field(*rep, "servers")}});
+      return 0;
+    }
+    std::cout << servers_table(*leader, *rep).render() << std::flush;
+    return 0;
+  });
+}
+
 void add_routes(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags) {
   auto& c = add_verb(root, flags, "routes",
                      {"Show the router's table: hosts and paths, their app, its instances",
@@ -167,6 +189,7 @@ void add_read_commands(CLI::App& root, const std::shared_ptr<GlobalFlags>& flags
   add_releases(root, flags);
   add_ps(root, flags);
   add_nodes(root, flags);
+  add_servers(root, flags);
   add_routes(root, flags);
   add_deployments(root, flags);
 }

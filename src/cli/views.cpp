@@ -113,6 +113,18 @@ Table nodes_table(const Json& nodes) {
   return t;
 }
 
+Table servers_table(const Json& leader, const Json& replication) {
+  Table t({"SERVER", "ROLE", "URL", "ARTIFACTS", "LAST REPORT"});
+  const Json& l = field(leader, "leader");
+  size_t held = array_or_empty(field(replication, "artifacts")).size();
+  if (l.is_object()) t.add_row({field_str(l, "id"), "leader", or_dash(field_str(l, "url")), std::to_string(held), "-"});
+  for (const auto& s : array_or_empty(field(replication, "servers")))
+    t.add_row({field_str(s, "server"), field_bool(s, "live") ? "follower" : "follower (silent)",
+               or_dash(field_str(s, "url")), std::to_string(field_int(s, "artifacts")),
+               format_duration_ms(field_int(s, "reportedAgoMs")) + " ago"});
+  return t;
+}
+
 Table routes_table(const Json& doc) {
   Table t({"HOST", "PATH", "APP", "INSTANCE", "ADDRESS", "STATE"});
   const Json& apps = field(doc, "apps");

@@ -17,6 +17,10 @@ Table apps_table(const Json& apps, int64_t now_ms);
 Table tasks_table(const Json& tasks, int64_t now_ms);
 // `stele nodes`: ID HOSTNAME ADDRESS STATE CPUS MEM PORTS (used/total).
 Table nodes_table(const Json& nodes);
+// The servers sharing a store: the leader (GET /api/v1/leader) and the
+// followers that report to it (GET /api/v1/replication "servers"), with the
+// artifacts each holds and how long ago a follower last reported.
+Table servers_table(const Json& leader, const Json& replication);
 // `stele routes` (GET /api/v1/routes): HOST PATH APP INSTANCE ADDRESS STATE,
 // a row per instance of each route ("(no instances)" when it has none);
 // STATE is healthy or "not ready" (running but not passing its checks, or

@@ -105,6 +105,23 @@ TEST(NodesTable, UsedOverTotal) {
             "a1   host1      10.0.0.5   active   0.5/4   256M/7.6G   2/1001\n");
 }
 
+TEST(ServersTable, LeaderThenFollowersWithWhatTheyHold) {
+  Json leader = {{"leader", {{"id", "srv1"}, {"url", "http://10.213.7.11:7070"}, {"since", "2026-11-27T23:26:43.229Z"}}},
+                 {"self", true}};
+  Json rep = {{"artifacts", {"aa", "bb"}},
+              {"servers",
+               {{{"server", "srv2"}, {"url", "http://10.213.7.12:7070"}, {"artifacts", 2}, {"reportedAgoMs", 400},
+                 {"live", true}},
+                {{"server", "srv3"}, {"url", ""}, {"artifacts", 1}, {"reportedAgoMs", 12000}, {"live", false}}}}};
+  EXPECT_EQ(servers_table(leader, rep).render(),
+            "SERVER   ROLE                URL                       ARTIFACTS   LAST REPORT\n"
+            "srv1     leader              http://10.213.7.11:7070   2           -\n"
+            "srv2     follower            http://10.213.7.12:7070   2           0.4s ago\n"
+            "srv3     follower (silent)   -                         1           12s ago\n");
+  // No leader known (a follower before the election): only the followers the leader listed.
+  EXPECT_EQ(servers_table({{"leader", nullptr}}, Json::object()).rows(), 0u);
+}
+
 TEST(NodePorts, UsedPortsAsRangesOrACount) {
   EXPECT_EQ(node_ports({{"ports", {{1, 10}, {20, 29}}}, {"usedPorts", {{1, 3}}}}), "3/20");
   EXPECT_EQ(node_ports({{"ports", {{1, 10}}}, {"usedPorts", 4}}), "4/10");

@@ -190,6 +190,14 @@ class HaTest(SteleTestCase):
         status, rep = http("GET", leader.url + "/api/v1/replication")
         self.assertEqual(sorted(r["server"] for r in rep["servers"] if r["live"]),
                          sorted(f.name for f in servers if f is not leader), "both followers report to the leader")
+        table = self.h.run(cli + ["servers"]).stdout
+        log("stele servers:\n" + table)
+        rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+        self.assertIn("leader", rows[leader.name])
+        for f in servers:
+            if f is not leader:
+                self.assertIn("follower", rows[f.name])
+                self.assertIn(f.url, rows[f.name])
         for f in servers:
             if f is leader:
                 continue
