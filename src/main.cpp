@@ -201,11 +201,7 @@ Result<void> check_task_user_reaches(const std::string& data_dir, const std::str
 
 Result<agent::AgentOptions> agent_options(const Flags& f, const std::string& data_dir, const std::string& server) {
   agent::AgentOptions o;
-  for (size_t at = 0; at <= server.size();) {  // "http://a:7070,http://b:7070"
-    size_t comma = std::min(server.find(',', at), server.size());
-    if (comma > at) o.servers.push_back(server.substr(at, comma - at));
-    at = comma + 1;
-  }
+  o.servers = net::split_url_list(server);  // "http://a:7070,http://b:7070"
   if (o.servers.empty()) return fail("--server: no server URL given");
   o.server_url = o.servers.front();
   o.data_dir = data_dir;

@@ -97,13 +97,13 @@ bool Agent::Impl::follow_leader(const net::ClientResponse& r) {
     return true;
   }
   if (r.status != 307 && r.status != 308) return false;
-  auto it = r.headers.find("x-stele-leader");
-  if (it == r.headers.end() || it->second.empty()) {
+  auto leader = net::leader_redirect(r);
+  if (!leader) {
     next_server();
     return true;
   }
-  if (it->second != opts.server_url) spdlog::info("{} is a follower: the leader is {}", opts.server_url, it->second);
-  opts.server_url = it->second;
+  if (*leader != opts.server_url) spdlog::info("{} is a follower: the leader is {}", opts.server_url, *leader);
+  opts.server_url = *leader;
   return true;
 }
 

@@ -37,20 +37,10 @@ std::string normalize_one(std::string api) {
   return api;
 }
 
-std::vector<std::string> split_servers(const std::string& list) {
-  std::vector<std::string> out;
-  for (size_t at = 0; at <= list.size();) {
-    size_t comma = std::min(list.find(',', at), list.size());
-    if (comma > at) out.push_back(list.substr(at, comma - at));
-    at = comma + 1;
-  }
-  return out;
-}
-
 // "a:7070, http://b:7070/" -> "http://a:7070,http://b:7070".
 std::string normalize_api(const std::string& list) {
   std::string out;
-  for (const auto& one : split_servers(list)) {
+  for (const auto& one : net::split_url_list(list)) {
     std::string n = normalize_one(one);
     if (n != "http://") out += (out.empty() ? "" : ",") + n;
   }
@@ -169,7 +159,7 @@ Result<Json> ApiClient::get(const std::string& path) const { return send("GET", 
 
 const std::string& ApiClient::base() const {
   if (!base_.empty()) return base_;
-  auto servers = split_servers(opts_.api);
+  auto servers = net::split_url_list(opts_.api);
   base_ = servers.empty() ? opts_.api : servers.front();
   if (servers.size() < 2) return base_;
   for (const auto& s : servers) {  // the first that answers tells who leads
@@ -190,11 +180,10 @@ const std::string& ApiClient::base() const {
   return base_;
 }
 
-bool ApiClient::follow_leader(int status, const std::map<std::string, std::string>& h) const {
-  if (status != 307 && status != 308) return false;
-  auto it = h.find("x-stele-leader");
-  if (it == h.end() || it->second.empty() || it->second == base_) return false;
-  base_ = it->second;
+bool ApiClient::follow_leader(const net::ClientResponse& r) const {
+  auto leader = net::leader_redirect(r);
+  if (!leader || *leader == base_) return false;
+  base_ = *leader;
   return true;
 }
 
@@ -203,7 +192,7 @@ Result<Json> ApiClient::send(const std::string& method, const std::string& path,
   net::Headers h = headers();
   h.emplace_back("Accept", "application/json");
   auto r = net::http_request_sync(method, url(path), text, h);
-  if (r && follow_leader(r->status, r->headers)) r = net::http_request_sync(method, url(path), text, h);
+  if (r && follow_leader(*r)) r = net::http_request_sync(method, url(path), text, h);
   if (!r) return fail(connection_error(base(), r.error()));
   if (r->status < 200 || r->status >= 300) return fail(http_error(r->status, r->body));
   if (r->body.empty()) return Json::object();
@@ -216,7 +205,7 @@ Result<std::string> ApiClient::get_text(const std::string& path) const {
   net::Headers h = headers();
   h.emplace_back("Accept", "text/plain");
   auto r = net::http_request_sync("GET", url(path), "", h);
-  if (r && follow_leader(r->status, r->headers)) r = net::http_request_sync("GET", url(path), "", h);
+  if (r && follow_leader(*r)) r = net::http_request_sync("GET", url(path), "", h);
   if (!r) return fail(connection_error(base(), r.error()));
   if (r->status < 200 || r->status >= 300) return fail(http_error(r->status, r->body));
   return std::move(r->body);

@@ -4,7 +4,6 @@
 #pragma once
 #include <chrono>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +11,7 @@
 #include "common/json.h"
 #include "common/result.h"
 #include "net/http.h"
+#include "net/http_client.h"
 
 namespace stele::cli {
 
@@ -101,7 +101,7 @@ class ApiClient {
   net::Headers headers() const;
   const std::string& base() const;
   // A follower's 307/308 naming the leader: the client moves there (true).
-  bool follow_leader(int status, const std::map<std::string, std::string>& headers) const;
+  bool follow_leader(const net::ClientResponse& r) const;
 
   ClientOptions opts_;
   mutable std::string base_;  // "" until resolved

@@ -23,6 +23,26 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using asio::use_awaitable;
 
+std::vector<std::string> split_url_list(std::string_view list) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at <= list.size();) {
+    size_t comma = std::min(list.find(',', at), list.size());
+    std::string_view item = list.substr(at, comma - at);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    at = comma + 1;
+  }
+  return out;
+}
+
+std::optional<std::string> leader_redirect(const ClientResponse& r) {
+  if (r.status != 307 && r.status != 308) return std::nullopt;
+  auto it = r.headers.find("x-stele-leader");
+  if (it == r.headers.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
 Result<Url> parse_url(const std::string& url) {
   Url u;
   std::string rest;

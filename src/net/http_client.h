@@ -5,6 +5,11 @@
 // host); a certificate that does not verify fails the call with an error
 // naming the server and OpenSSL's reason -- never an unverified connection.
 #pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "net/http.h"
 
 namespace stele::net {
@@ -16,6 +21,9 @@ struct Url {
   std::string target = "/";
 };
 Result<Url> parse_url(const std::string& url);
+// "http://a:7070,http://b:7070" -> its URLs (empty items dropped): the
+// server lists of `stele agent --server` and the CLI's --api.
+std::vector<std::string> split_url_list(std::string_view list);
 
 struct ClientResponse {
   int status = 0;
@@ -23,6 +31,10 @@ struct ClientResponse {
   std::string body;
   Result<Json> json() const;
 };
+
+// A follower server's redirect to its leader (307/308 with X-Stele-Leader,
+// routes_leader.cpp): the leader's URL; nullopt for any other answer.
+std::optional<std::string> leader_redirect(const ClientResponse& r);
 
 awaitable<Result<ClientResponse>> http_request(std::string method, std::string url,
                                                std::string body = {}, Headers headers = {},
