@@ -35,11 +35,14 @@ extern char** environ;
 #include "logs/forward_relay.h"
 #include "logs/forward_server.h"
 #include "logs/log_store.h"
+#include "logs/shipper.h"
 #include "logs/spool.h"
+#include "metrics/metric_record.h"
 #include "metrics/service.h"
 #include "monitor/service.h"
 #include "router/service.h"
 #include "net/offload.h"
+#include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "store/election.h"
@@ -254,8 +257,29 @@ void log_maintenance(std::shared_ptr<logs::LogStore> logs, std::shared_ptr<asio:
   });
 }
 
+// Points from external senders as metric records (metric_record.h) in the
+// relay spool: one record per timestamp, at most 1,000 points each.
+void relay_points(logs::SharedSpoolWriter& spool, std::span<const metrics::Point> points) {
+  std::map<int64_t, std::vector<metrics::NamedValue>> by_time;
+  for (const auto& p : points) by_time[p.time_s].push_back({std::string(p.name), p.value});
+  std::vector<std::pair<int64_t, std::string>> records;
+  for (const auto& [t, values] : by_time)
+    for (size_t at = 0; at < values.size(); at += 1000) {
+      std::vector<metrics::NamedValue> part(values.begin() + at, values.begin() + std::min(values.size(), at + 1000));
+      records.emplace_back(t, metrics::encode_metric_record(part));
+    }
+  std::vector<logs::LogEntry> entries;
+  for (const auto& [t, rec] : records) entries.push_back({metrics::kMetricTag, t * 1'000'000'000, rec});
+  spool.append(entries);
+}
+
 // The control plane inside one io_context.
 struct ServerRole {
+  // With an etcd store (several servers): what external senders give this
+  // server (forward records, Graphite points, check perfdata), spooled for
+  // the other servers (design.md: each server holds the whole history).
+  // Before the metrics service and the forward input that write to it.
+  std::unique_ptr<logs::SharedSpoolWriter> relay_spool;
   // Declared first so it outlives the API and the forward input that use it.
   std::shared_ptr<logs::LogStore> logs;
   std::unique_ptr<asio::steady_timer> log_timer;
@@ -271,6 +295,7 @@ struct ServerRole {
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<logs::ForwardServer> forward;  // nullptr with --forward-listen off
   std::unique_ptr<logs::ForwardRelay> relay;     // nullptr without --forward-to
+  std::unique_ptr<logs::Shipper> peers;          // relay_spool -> the other servers' forward inputs
   std::unique_ptr<router::RouterService> router;  // nullptr with --router-listen off
   std::unique_ptr<asio::steady_timer> router_timer;
   uint64_t router_version = 0;                   // last table version sent to the router
@@ -282,6 +307,7 @@ struct ServerRole {
   fs::path logs_dir;
   std::string bound;
   std::string forward_bound;  // "" when off
+  std::string relay_dir;      // <data>/relay-spool (relay_spool's)
   std::shared_ptr<net::TlsContext> tls;  // --tls-cert/--tls-key; nullptr: plain HTTP
 
   // The API listener's (and with --forward-tls the forward input's) TLS
@@ -322,6 +348,8 @@ struct ServerRole {
     mo.max_series = f.metrics_max_series;
     mo.carbon_relay = f.carbon_relay;
     mo.request_logs_after = logs->last_seq();  // open_logs ran first
+    if (auto* sp = relay_spool.get())
+      mo.replicate = [sp](std::span<const metrics::Point> points) { relay_points(*sp, points); };
     metrics = std::make_unique<metrics::MetricsService>();
     if (auto r = metrics->open(mo); !r) return r;
     metrics_timer = std::make_unique<asio::steady_timer>(io);
@@ -378,6 +406,7 @@ struct ServerRole {
     fo.self_hostname = f.hostname.empty() ? system_hostname() : f.hostname;
     fo.signal_sink = metrics->signal_sink();
     if (f.forward_tls) fo.tls = tls;
+    if (auto* sp = relay_spool.get()) fo.relay = [sp](std::span<const logs::LogEntry> entries) { sp->append(entries); };
     forward = std::make_unique<logs::ForwardServer>(io, *logs, fo);
     auto b = forward->start();
     if (!b) return fail(b.error());
@@ -405,6 +434,11 @@ struct ServerRole {
   Result<void> start(asio::io_context& io, const Flags& f, const fs::path& data_dir, const std::string& token,
                      const std::string& join_token) {
     fs::create_directories(data_dir);
+    if (f.store_url.rfind("etcd://", 0) == 0) {
+      relay_dir = (data_dir / "relay-spool").string();
+      fs::create_directories(relay_dir);
+      relay_spool = std::make_unique<logs::SharedSpoolWriter>(relay_dir, "records");
+    }
     if (auto r = open_logs(io, f, data_dir); !r) return r;
     if (auto r = open_metrics(io, f, data_dir); !r) return r;
     auto st = store::open_store(f.store_url, (data_dir / "state.db").string());
@@ -473,7 +507,7 @@ struct ServerRole {
     }
     monitor = std::make_unique<monitor::MonitorService>(io, *store, clock, monitor_options(f));
     ao.monitor = monitor.get();
-    if (auto r = prepare_election(f, ao); !r) return r;
+    if (auto r = prepare_election(io, f, ao); !r) return r;
     api = std::make_unique<api::ApiServer>(io, *cluster, *store, ao);
     net::ServerOptions so;
     so.tls = tls;
@@ -526,7 +560,7 @@ struct ServerRole {
 
   // With an etcd store: joins the election (before the API listens, whose
   // gate reads it).
-  Result<void> prepare_election(const Flags& f, api::ApiOptions& ao) {
+  Result<void> prepare_election(asio::io_context& io, const Flags& f, api::ApiOptions& ao) {
     if (f.store_url.rfind("etcd://", 0) != 0) return {};
     auto eo = store::parse_etcd_url(f.store_url);
     if (!eo) return fail(eo.error());
@@ -538,6 +572,21 @@ struct ServerRole {
     election = std::make_unique<store::LeaderElection>(o);
     ao.server_id = o.id;
     ao.advertise_url = o.url;
+    if (!forward_bound.empty() && relay_spool) {
+      ao.forward_advertise = net::reachable_address(forward_bound, o.url);
+      logs::ShipperOptions so{.extra_sources = {{"_relay", relay_dir}},
+                              .node = o.id,
+                              .signal_tag = std::string(metrics::kMetricTag),
+                              .replicated = true,
+                              .what = "relayed records"};
+      peers = std::make_unique<logs::Shipper>(io, net::worker_pool(), so);
+      ao.relay_peers = [this, key = f.forward_shared_key, tls = f.forward_tls](const std::vector<std::string>& to) {
+        std::vector<logs::ShipDestination> d;
+        for (const auto& a : to) d.push_back({a, key, tls});
+        peers->set_destinations(std::move(d));
+      };
+      peers->start();
+    }
     ao.leadership = [this]() {
       api::LeaderView v;
       auto l = election->leader();
@@ -576,7 +625,7 @@ struct ServerRole {
         for (const auto& p : points) view.push_back(metrics::Point{p.path, p.value, p.time_s});
         int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
-        m->ingest().append(view, now, "check perfdata");
+        m->ingest().append(view, now, "check perfdata", true);
       });
     };
     mo.on_event = [this](const Json& e) {
@@ -610,6 +659,7 @@ struct ServerRole {
     if (http) http->stop();
     if (forward) forward->stop();
     if (relay) relay->stop();
+    if (peers) peers->stop();
     if (log_timer) log_timer->cancel();
     if (metrics_timer) metrics_timer->cancel();
     if (router_timer) router_timer->cancel();

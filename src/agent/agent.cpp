@@ -64,21 +64,32 @@ Agent::Impl::Impl(asio::io_context& i, AgentOptions o)
       slugs(i.get_executor(), workers,
             SlugCacheOptions{opts.data_dir + "/slugs", [this] { return opts.server_url; }, headers(), 20}),
       shipper(i, workers,
-              ShipperOptions{.executors_dir = opts.data_dir + "/executors",
-                             .extra_sources = {{"_agent-metrics", opts.data_dir + "/metrics-spool"},
-                                               {"_agent-router", opts.data_dir + "/router-spool"}},
-                             .node = opts.hostname}) {}
+              logs::ShipperOptions{.tasks_dir = opts.data_dir + "/executors",
+                                   .prefix = TaskRecords::kPrefix,
+                                   .acked_marker = sandbox_files::kAcked,
+                                   .extra_sources = {{"_agent-metrics", opts.data_dir + "/metrics-spool"},
+                                                     {"_agent-router", opts.data_dir + "/router-spool"}},
+                                   .node = opts.hostname,
+                                   .signal_tag = std::string(metrics::kMetricTag),
+                                   .replicated = true,
+                                   .what = "task output"}) {}
 
-// The forward address the server named: a wildcard host ("0.0.0.0:24224")
-// means "the server's own host", as the agent reaches it.
-static std::string forward_destination(const std::string& named, const std::string& server_url) {
-  auto hp = net::split_host_port(named);
-  if (!hp) return named;
-  const std::string& h = hp->first;
-  if (h != "0.0.0.0" && h != "::" && h != "[::]" && !h.empty()) return named;
-  auto u = net::parse_url(server_url);
-  if (!u) return named;
-  return (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) + ":" + std::to_string(hp->second);
+// Where logs and metrics go, from a registration or heartbeat answer: every
+// server ("forwardPeers", the leader's own input first), else the one named
+// in "forward" (a single server, or an older one).
+void Agent::Impl::ship_to(const Json& answer) {
+  if (answer.contains("forward")) {  // a registration answer: the leader's own input
+    std::string f = answer.value("forward", "");
+    primary_forward = {f.empty() ? "" : net::reachable_address(f, opts.server_url), answer.value("forwardSharedKey", ""),
+                       answer.value("forwardTls", false)};
+  }
+  std::vector<logs::ShipDestination> to;
+  if (!primary_forward.address.empty()) to.push_back(primary_forward);
+  for (const auto& p : answer.value("forwardPeers", Json::array()))
+    if (p.is_string() && !p.get<std::string>().empty())
+      to.push_back({net::reachable_address(p.get<std::string>(), opts.server_url), primary_forward.shared_key,
+                    primary_forward.tls});
+  shipper.set_destinations(std::move(to));
 }
 
 // The next server of --server's list (when there are several).
@@ -349,8 +360,7 @@ net::awaitable<bool> Agent::Impl::register_once() {
   }
   last_contact_ms = clock.now_ms();
   auto j = r->json();
-  if (j) shipper.set_destination(forward_destination(j->value("forward", ""), opts.server_url),
-                                 j->value("forwardSharedKey", ""), j->value("forwardTls", false));
+  if (j) ship_to(*j);
   if (j)
     for (auto& id : j->value("kill", Json::array())) {
       spdlog::warn("server does not know task {}: killing it", id.get<std::string>());
@@ -429,7 +439,10 @@ net::awaitable<void> Agent::Impl::heartbeat_loop(int my_session) {
   while (!stopped && session == my_session) {
     std::string body = heartbeat_body();
     auto r = co_await net::http_request("POST", url("/api/v1/agent/heartbeat"), std::move(body), headers(), 5s);
-    if (r && r->status == 200) last_contact_ms = clock.now_ms();
+    if (r && r->status == 200) {
+      last_contact_ms = clock.now_ms();
+      if (auto j = r->json(); j && j->contains("forwardPeers") && !primary_forward.address.empty()) ship_to(*j);
+    }
     if (r && r->status == 404 && session == my_session) {
       spdlog::warn("server forgot this agent: registering again");
       registered = false;

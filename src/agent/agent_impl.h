@@ -22,7 +22,7 @@
 #include "agent/checks.h"
 #include "docker/engine.h"
 #include "agent/health.h"
-#include "agent/shipper.h"
+#include "logs/shipper.h"
 #include "logs/spool.h"
 #include "net/http_client.h"
 #include "agent/slug_cache.h"
@@ -67,7 +67,7 @@ struct Agent::Impl {
   std::set<std::string> cancelled;  // killed while preparing
   std::map<std::string, std::unique_ptr<StepRun>> steps;
   BuildCacheLimits build_cache_limits;
-  Shipper shipper;  // task records -> the server's forward input
+  logs::Shipper shipper;  // task records -> every server's forward input
   std::unique_ptr<AgentChecks> checks;  // subscription checks (created in start())
   // Why the Docker engine cannot be used ("" = it answered at start; the
   // agent then offers the "docker" containerizer). Checked in start().
@@ -98,6 +98,10 @@ struct Agent::Impl {
   net::awaitable<void> container_sweep_loop();
   net::awaitable<bool> register_once();
   void next_server();
+  // Logs and metrics: the leader's forward input (registration answer), then
+  // every other server's ("forwardPeers", registration and heartbeats).
+  void ship_to(const Json& answer);
+  logs::ShipDestination primary_forward;
   bool follow_leader(const net::ClientResponse& r);
   int failed_heartbeats = 0;
   net::awaitable<void> main_loop();

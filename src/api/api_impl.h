@@ -46,9 +46,17 @@ struct ApiServer::Impl {
   struct Replica {
     std::set<std::string> artifacts;
     std::string url;  // its API as it advertises it
+    std::string forward;  // its forward input as it advertises it
     int64_t reported_ms = 0;
   };
   std::map<std::string, Replica> replicas;
+  std::vector<std::string> relay_peers_set;  // what opts.relay_peers got last
+  // The leader's repair pass (routes_replication.cpp): apps whose repository
+  // lacks the commit of their latest pushed release. Until a first pass ran,
+  // and for these apps, followers are not told to mirror (a forced mirror of
+  // a repository missing a push would erase it from the followers too).
+  bool repos_verified = false;
+  std::set<std::string> repos_behind;
   std::unique_ptr<pipeline::Pipeline> pipeline;
   bool tick_pending = false;
   Json routes_doc;             // last route table content (without version)
@@ -129,6 +137,10 @@ void add_leader_routes(net::Router& r, ApiServer::Impl& s);
 // /api/v1/replication[/report] on the leader; the follower's copy loop.
 void add_replication_routes(net::Router& r, ApiServer::Impl& s);
 net::awaitable<void> replicate_loop(ApiServer::Impl& s);
+// The followers' forward inputs (reported within forward_forget_ms), and on
+// the leader, the relay of external senders' records pointed at them.
+std::vector<std::string> forward_peers(const ApiServer::Impl& s);
+void update_relay_peers(ApiServer::Impl& s, std::vector<std::string> peers);
 // Live followers (reported within replica_timeout_ms) that lack `digest`.
 std::vector<std::string> missing_replicas(ApiServer::Impl& s, const std::string& digest);
 // The leader's "host:port" as /v2/leader and /v2/info name it ("" = none).

@@ -58,6 +58,15 @@ struct ApiOptions {
   // release waits for every live server to hold its artifact.
   int64_t replica_timeout_ms = 5000;
   std::chrono::milliseconds replicate_interval{1000};
+  // Logs and metrics to every server (design.md): this server's forward
+  // input as the others reach it, reported to the leader, which names every
+  // server's to agents ("forwardPeers" in registration and heartbeat
+  // answers). `relay_peers` (io thread) gets the other servers' inputs, for
+  // the relay of what external senders give this server; a server is named
+  // until it has not reported for forward_forget_ms.
+  std::string forward_advertise;
+  std::function<void(const std::vector<std::string>&)> relay_peers;
+  int64_t forward_forget_ms = 600'000;
   std::chrono::milliseconds tick_interval{250};
   std::string artifacts_dir;  // content-addressed artifact store; empty = no artifact routes
   // The pipeline runs when both the artifact store and these are set.

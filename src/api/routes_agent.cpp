@@ -65,6 +65,7 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
     if (!node) return HttpResponse::error(node.error(), 422);
     auto answer = s.cluster.register_agent(*node, body->value("tasks", Json::array()));
     if (!answer) return HttpResponse::error(answer.error(), 503);
+    (*answer)["forwardPeers"] = forward_peers(s);  // logs and metrics go to every server
     if (body->contains("router") && (*body)["router"].is_string())
       s.agent_routers[node->id] = {(*body)["router"].get<std::string>(), 0};
     else
@@ -82,7 +83,11 @@ void add_agent_routes(net::Router& r, ApiServer::Impl& s) {
       if (applied != router->second.applied) s.kick();  // a drain may wait for this acknowledgement
       router->second.applied = applied;
     }
-    return HttpResponse::json(200, {{"ok", true}});
+    // The servers to ship to, as they come and go; a follower that stopped
+    // reporting long ago is no longer relayed to either.
+    auto peers = forward_peers(s);
+    update_relay_peers(s, peers);
+    return HttpResponse::json(200, {{"ok", true}, {"forwardPeers", std::move(peers)}});
   }, false));  // a plain heartbeat changes nothing the tick acts on
   r.add("POST", "/api/v1/agent/status", agent_handler(s, [&s](HttpRequest& req) {
     auto body = body_json(req);

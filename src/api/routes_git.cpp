@@ -189,10 +189,14 @@ net::awaitable<HttpResponse> serve_git(ApiServer::Impl& s, HttpRequest& req) {
   if (!smart_http_call(req.method, rest))
     co_return HttpResponse::text(404, "stele: only git's smart HTTP protocol is served under /git/\n");
   const deploy::App* app = app_by_name(s.cluster, name);
-  if (!app)
+  // A follower (no cluster loaded) serves fetches from its mirror of the
+  // leader's repository (routes_leader.cpp sends pushes to the leader); the
+  // repository's path depends only on the name.
+  bool mirror = !app && s.opts.leadership && !s.opts.leadership().self && !s.git->refs_signature("/" + name).empty();
+  if (!app && !mirror)
     co_return HttpResponse::text(404, "stele: no app named '" + name + "' (create it first: stele create " + name +
                                           "; the app /shop/web is /git/shop_web.git)\n");
-  std::string app_id = app->id;  // `app` may not survive the awaits below
+  std::string app_id = app ? app->id : "/" + name;  // `app` may not survive the awaits below
   auto ready = co_await s.git->ensure(app_id);
   if (!ready) co_return HttpResponse::error(ready.error(), 500);
   net::ProcessSpec spec{{"git", "http-backend"}, cgi_environment(s, req, app_id, name, rest, cred), ""};

@@ -121,6 +121,8 @@ bool read_options(Reader& r, ForwardOptions& o) {
       int64_t v = 0;
       if (!r.read_int(v)) return r.context("option fluent_signal");
       o.fluent_signal = v;
+    } else if (key == "stele_replicated") {
+      if (!r.read_bool(o.replicated)) return r.context("option stele_replicated");
     } else if (!r.skip()) {
       return false;
     }
@@ -360,6 +362,10 @@ Result<void> json_options(const Json& j, ForwardOptions& o) {
   if (auto it = j.find("fluent_signal"); it != j.end()) {
     if (!it->is_number_integer()) return fail("option fluent_signal must be an integer", 400);
     o.fluent_signal = it->get<int64_t>();
+  }
+  if (auto it = j.find("stele_replicated"); it != j.end()) {
+    if (!it->is_boolean()) return fail("option stele_replicated must be a boolean", 400);
+    o.replicated = it->get<bool>();
   }
   return {};
 }

@@ -48,6 +48,10 @@ struct ForwardOptions {
   // Fluent Bit's signal type: 0 logs, 1 metrics, 2 traces. Stele's agents
   // send metric points as records with 1 (design.md, Storage).
   std::optional<int64_t> fluent_signal;
+  // "stele_replicated": true -- the sender delivers this request to every
+  // Stele server itself (an agent's shipper, a server relaying to its peers),
+  // so the receiver does not relay it again (design.md, Storage and HA).
+  bool replicated = false;
 };
 
 struct Helo {
@@ -150,7 +154,7 @@ class ForwardDecoder {
 // chunk_id omits "chunk" (no ack wanted). compress: gzip (one member, fastest level).
 std::string encode_packed_forward(std::string_view tag, std::span<const LogEntry> entries,
                                   std::string_view chunk_id, bool compress,
-                                  std::optional<int64_t> fluent_signal = std::nullopt);
+                                  std::optional<int64_t> fluent_signal = std::nullopt, bool replicated = false);
 
 std::string encode_ack(std::string_view chunk);       // msgpack {"ack": chunk}
 std::string encode_ack_json(std::string_view chunk);  // for JSON connections

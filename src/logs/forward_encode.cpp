@@ -33,7 +33,7 @@ std::string gzip(std::string_view in) {
 
 std::string encode_packed_forward(std::string_view tag, std::span<const LogEntry> entries,
                                   std::string_view chunk_id, bool compress,
-                                  std::optional<int64_t> fluent_signal) {
+                                  std::optional<int64_t> fluent_signal, bool replicated) {
   std::string body;
   size_t bytes = 0;
   for (const LogEntry& e : entries) bytes += e.record.size() + 11;
@@ -51,7 +51,7 @@ std::string encode_packed_forward(std::string_view tag, std::span<const LogEntry
   w.array(3);
   w.str(tag);
   w.bin(body);
-  w.map(1 + !chunk_id.empty() + compress + fluent_signal.has_value());
+  w.map(1 + !chunk_id.empty() + compress + fluent_signal.has_value() + replicated);
   if (!chunk_id.empty()) {
     w.str("chunk");
     w.str(chunk_id);
@@ -65,6 +65,10 @@ std::string encode_packed_forward(std::string_view tag, std::span<const LogEntry
   if (fluent_signal) {
     w.str("fluent_signal");
     w.integer(*fluent_signal);
+  }
+  if (replicated) {
+    w.str("stele_replicated");
+    w.boolean(true);
   }
   return out;
 }

@@ -80,9 +80,11 @@ class GroupWriter {
   struct Job {
     AppendRequest request;  // views stay valid until `done` is completed or destroyed
     std::unique_ptr<Completion> done;
+    bool relay = false;     // an external sender's records: relayed once stored
   };
 
-  explicit GroupWriter(LogStore& store) : store_(store), thread_([this] { run(); }) {}
+  GroupWriter(LogStore& store, std::function<void(std::span<const LogEntry>)> relay)
+      : store_(store), relay_(std::move(relay)), thread_([this] { run(); }) {}
   ~GroupWriter() { shutdown(); }
 
   void submit(Job job) {
@@ -129,12 +131,16 @@ class GroupWriter {
       requests.clear();
       for (const Job& j : batch) requests.push_back(j.request);
       auto results = store_.append_batch(requests);
+      // Relayed before the ack; a resent chunk (duplicate) was relayed the first time.
+      for (size_t i = 0; i < batch.size(); ++i)
+        if (relay_ && batch[i].relay && results[i] && results[i]->stored > 0) relay_(batch[i].request.entries);
       for (size_t i = 0; i < batch.size(); ++i) batch[i].done->complete(std::move(results[i]));
       batch.clear();
     }
   }
 
   LogStore& store_;
+  std::function<void(std::span<const LogEntry>)> relay_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Job> queue_;  // GUARDED_BY(mu_)
@@ -251,7 +257,7 @@ struct ForwardServer::Impl : std::enable_shared_from_this<ForwardServer::Impl> {
   ForwardServerOptions opt;
   tcp::acceptor acceptor;
   udp::socket udp_sock;
-  GroupWriter writer{store};  // the store's single writer: appends group-committed there
+  GroupWriter writer{store, opt.relay};  // the store's single writer: appends group-committed there
   std::string bound;
   bool stopped = false;
   std::set<std::shared_ptr<Connection>> conns;  // io thread only
@@ -570,7 +576,8 @@ awaitable<bool> ForwardServer::Impl::handle_events(Connection& c, const ForwardM
     c.wake_acks.cancel();
   } else {
     std::string_view chunk = f->chunk ? std::string_view(*f->chunk) : std::string_view{};
-    writer.submit({AppendRequest{f->entries, chunk}, std::make_unique<StoredDone>(f, c.shared_from_this())});
+    writer.submit({AppendRequest{f->entries, chunk}, std::make_unique<StoredDone>(f, c.shared_from_this()),
+                   !m.options.replicated});
   }
   co_return true;
 }

@@ -73,6 +73,10 @@ struct ForwardServerOptions {
   // to wait for), or an error to refuse (the connection is closed, nothing
   // acked). Unset: such requests are refused.
   std::function<Result<std::function<Result<void>()>>(const ForwardMessage&)> signal_sink;
+  // Events requests without "stele_replicated" (an external sender's, not an
+  // agent's or a peer server's), on the store's writer thread once stored
+  // and before their ack: the server relays them to its peers (design.md).
+  std::function<void(std::span<const LogEntry>)> relay;
 };
 
 class ForwardServer {

@@ -200,8 +200,20 @@ void SpoolWriter::finish() {
 
 // ---- cursor
 
-Result<SpoolCursor> load_spool_cursor(const std::string& dir, const std::string& prefix) {
-  std::string path = dir + "/" + prefix + ".cursor";
+namespace {
+std::string cursor_path(const std::string& dir, const std::string& prefix, std::string_view destination) {
+  std::string p = dir + "/" + prefix + ".cursor";
+  if (!destination.empty()) p.append(".").append(destination);
+  return p;
+}
+}  // namespace
+
+bool spool_cursor_exists(const std::string& dir, const std::string& prefix, std::string_view destination) {
+  return file_exists(cursor_path(dir, prefix, destination));
+}
+
+Result<SpoolCursor> load_spool_cursor(const std::string& dir, const std::string& prefix, std::string_view destination) {
+  std::string path = cursor_path(dir, prefix, destination);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return SpoolCursor{};
@@ -221,8 +233,9 @@ Result<SpoolCursor> load_spool_cursor(const std::string& dir, const std::string&
   return c;
 }
 
-Result<void> save_spool_cursor(const std::string& dir, const std::string& prefix, const SpoolCursor& c) {
-  std::string path = dir + "/" + prefix + ".cursor", tmp = path + ".tmp";
+Result<void> save_spool_cursor(const std::string& dir, const std::string& prefix, const SpoolCursor& c,
+                               std::string_view destination) {
+  std::string path = cursor_path(dir, prefix, destination), tmp = path + ".tmp";
   std::string text = c.inflight_end ? fmt::format("{} {} {}\n", c.acked.segment, c.acked.offset, *c.inflight_end)
                                     : fmt::format("{} {}\n", c.acked.segment, c.acked.offset);
   ::unlink(tmp.c_str());
@@ -366,7 +379,16 @@ void SpoolReader::release_before(SpoolPos pos) const {
 void SpoolReader::remove_all() const {
   for (uint32_t s : segments_of(dir_, prefix_)) ::unlink(segment_path(s).c_str());
   ::unlink((dir_ + "/" + prefix_ + ".end").c_str());
-  ::unlink((dir_ + "/" + prefix_ + ".cursor").c_str());
+  if (DIR* d = ::opendir(dir_.c_str())) {
+    std::string want = prefix_ + ".cursor";
+    std::vector<std::string> cursors;
+    while (dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n.substr(0, want.size()) == want && (n.size() == want.size() || n[want.size()] == '.')) cursors.emplace_back(n);
+    }
+    ::closedir(d);
+    for (const auto& n : cursors) ::unlink((dir_ + "/" + n).c_str());
+  }
 }
 
 }  // namespace stele::logs

@@ -21,7 +21,9 @@
 // many were dropped ({"log": "stele: N records dropped ..."} on the drop tag).
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +75,28 @@ class SpoolWriter {
   std::string last_error_;
 };
 
+// A SpoolWriter for several producer threads (a server's relay of what
+// external senders gave it: the forward input's writer thread, the Graphite
+// input, the monitor's perfdata). Every call appends and flushes.
+class SharedSpoolWriter {
+ public:
+  SharedSpoolWriter(std::string dir, std::string prefix, SpoolWriterOptions options = {})
+      : writer_(std::move(dir), std::move(prefix), options) {}
+  void append(std::span<const LogEntry> entries) {
+    std::lock_guard lock(mu_);
+    for (const auto& e : entries) writer_.append(e.tag, e.time_ns, e.record);
+    writer_.flush();
+  }
+  uint64_t dropped() const {
+    std::lock_guard lock(mu_);
+    return writer_.dropped();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  SpoolWriter writer_;
+};
+
 // A position in a spool: the next byte to ship.
 struct SpoolPos {
   uint32_t segment = 1;
@@ -89,8 +113,14 @@ struct SpoolCursor {
   SpoolPos acked;
   std::optional<uint64_t> inflight_end;
 };
-Result<SpoolCursor> load_spool_cursor(const std::string& dir, const std::string& prefix);  // absent: start
-Result<void> save_spool_cursor(const std::string& dir, const std::string& prefix, const SpoolCursor& c);
+// With a `destination` name (a shipper sending one spool to several
+// receivers), the cursor is that destination's own: P.cursor.<destination>;
+// without one, P.cursor.
+Result<SpoolCursor> load_spool_cursor(const std::string& dir, const std::string& prefix,
+                                      std::string_view destination = {});  // absent: start
+Result<void> save_spool_cursor(const std::string& dir, const std::string& prefix, const SpoolCursor& c,
+                               std::string_view destination = {});
+bool spool_cursor_exists(const std::string& dir, const std::string& prefix, std::string_view destination = {});
 
 // Records read from one segment range.
 struct SpoolBatch {
@@ -115,7 +145,7 @@ class SpoolReader {
   bool drained(SpoolPos pos) const;
   // Deletes the segments before pos.segment (shipped).
   void release_before(SpoolPos pos) const;
-  // Deletes every spool file (shipped and finished).
+  // Deletes every spool file, every cursor included (shipped and finished).
   void remove_all() const;
   bool exists() const;  // any segment or the end marker
 

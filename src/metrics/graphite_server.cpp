@@ -117,7 +117,7 @@ struct GraphiteServer::Impl : std::enable_shared_from_this<GraphiteServer::Impl>
         parser.feed(std::string_view(buf.data(), n), now, on_point, on_bad);
       }
       if (!batch.items.empty()) {
-        ingest.append(batch.view(), now, peer);
+        ingest.append(batch.view(), now, peer, true);
         batch.clear();
       }
       if (ec) break;
@@ -160,7 +160,7 @@ struct GraphiteServer::Impl : std::enable_shared_from_this<GraphiteServer::Impl>
       parser.feed_datagram(std::string_view(buf.data(), n), now, [&batch](const Point& p) { batch.add(p); },
                            [&](const BadLine& b) { report_bad(b, peer); });
       if (!batch.items.empty()) {
-        ingest.append(batch.view(), now, peer);
+        ingest.append(batch.view(), now, peer, true);
         batch.clear();
       }
       std::lock_guard<std::mutex> lk(mu);

@@ -8,9 +8,11 @@
 
 namespace stele::metrics {
 
-Tsdb::AppendResult MetricsIngest::append(std::span<const Point> points, int64_t now, std::string_view source) {
+Tsdb::AppendResult MetricsIngest::append(std::span<const Point> points, int64_t now, std::string_view source,
+                                         bool external) {
   auto r = tsdb_.append(points, now);
   if (relay_) relay_->enqueue(points);
+  if (external && replicate_ && !points.empty()) replicate_(points);
   if (r.refused) {
     int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now().time_since_epoch())

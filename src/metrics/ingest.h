@@ -7,6 +7,7 @@
 //
 // Thread-safe.
 #pragma once
+#include <functional>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -22,10 +23,18 @@ class CarbonRelay;
 
 class MetricsIngest {
  public:
-  MetricsIngest(Tsdb& tsdb, CarbonRelay* relay = nullptr) : tsdb_(tsdb), relay_(relay) {}
+  // `replicate`: receives the points of external senders (see append), to be
+  // relayed to the other servers (design.md, Storage and HA).
+  MetricsIngest(Tsdb& tsdb, CarbonRelay* relay = nullptr,
+                std::function<void(std::span<const Point>)> replicate = nullptr)
+      : tsdb_(tsdb), relay_(relay), replicate_(std::move(replicate)) {}
 
   // `source` names the sender in refusal logs ("graphite 127.0.0.1:4711").
-  Tsdb::AppendResult append(std::span<const Point> points, int64_t now, std::string_view source);
+  // `external`: points no other server receives by itself (Graphite
+  // plaintext, a forward sender other than Stele's agents and servers, check
+  // perfdata): handed to `replicate` too.
+  Tsdb::AppendResult append(std::span<const Point> points, int64_t now, std::string_view source,
+                            bool external = false);
 
   Tsdb& tsdb() { return tsdb_; }
   CarbonRelay* relay() { return relay_; }
@@ -33,6 +42,7 @@ class MetricsIngest {
  private:
   Tsdb& tsdb_;
   CarbonRelay* relay_;
+  std::function<void(std::span<const Point>)> replicate_;
   std::mutex log_mu_;
   RateLimitedLog log_;
 };

@@ -52,7 +52,7 @@ Result<void> MetricsService::open(MetricsServiceOptions o) {
     relay_ = std::move(*r);
     relay_->start();
   }
-  ingest_ = std::make_unique<MetricsIngest>(*tsdb_, relay_.get());
+  ingest_ = std::make_unique<MetricsIngest>(*tsdb_, relay_.get(), o.replicate);
   if (o.graphite_listen != "off") {
     graphite_ = std::make_unique<GraphiteServer>(*ingest_, o.graphite_listen);
     auto b = graphite_->start();
@@ -82,7 +82,7 @@ std::function<Result<std::function<Result<void>()>>(const logs::ForwardMessage&)
         return fail("tag '" + std::string(e.tag) + "': " + r.error().message);
     }
     int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    auto r = ingest_->append(points, now, "forward " + std::string(m.tag));
+    auto r = ingest_->append(points, now, "forward " + std::string(m.tag), !m.options.replicated);
     Tsdb* db = tsdb_.get();
     uint64_t seq = r.seq;
     return std::function<Result<void>()>([db, seq] { return db->sync(seq); });

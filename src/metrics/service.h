@@ -46,6 +46,8 @@ struct MetricsServiceOptions {
   // The log store's last seq when this server started: access lines stored
   // before (history) are not recounted into request metrics.
   uint64_t request_logs_after = 0;
+  // External senders' points, for the other servers (MetricsIngest).
+  std::function<void(std::span<const Point>)> replicate;
 };
 
 class MetricsService {

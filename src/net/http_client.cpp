@@ -1,4 +1,5 @@
 #include "net/http_client.h"
+#include "net/http_server.h"
 
 #include <utility>
 #include <limits>
@@ -34,6 +35,16 @@ std::vector<std::string> split_url_list(std::string_view list) {
     at = comma + 1;
   }
   return out;
+}
+
+std::string reachable_address(const std::string& host_port, const std::string& url) {
+  auto hp = split_host_port(host_port);
+  if (!hp) return host_port;
+  const std::string& h = hp->first;
+  if (h != "0.0.0.0" && h != "::" && h != "[::]" && !h.empty()) return host_port;
+  auto u = parse_url(url);
+  if (!u) return host_port;
+  return (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) + ":" + std::to_string(hp->second);
 }
 
 std::optional<std::string> leader_redirect(const ClientResponse& r) {

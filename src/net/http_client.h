@@ -24,6 +24,10 @@ Result<Url> parse_url(const std::string& url);
 // "http://a:7070,http://b:7070" -> its URLs (empty items dropped): the
 // server lists of `stele agent --server` and the CLI's --api.
 std::vector<std::string> split_url_list(std::string_view list);
+// A listener's "host:port" as seen from elsewhere: a wildcard host
+// ("0.0.0.0:24224", "[::]:24224") becomes the host of `url` (the server as
+// one reaches it); anything else is returned as is.
+std::string reachable_address(const std::string& host_port, const std::string& url);
 
 struct ClientResponse {
   int status = 0;

@@ -278,7 +278,7 @@ awaitable<Result<std::string>> GitRepos::fetch(std::string app_id, std::string u
   co_return co_await resolve(app_id, local_ref);
 }
 
-awaitable<Result<void>> GitRepos::mirror(std::string app_id, std::string url, std::string auth) {
+awaitable<Result<void>> GitRepos::mirror(std::string app_id, std::string url, std::string auth, bool fast_forward_only) {
   if (auto ok = check_arg("url", url); !ok) co_return fail(ok.error());
   if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
     co_return fail("url '" + url + "': only http:// and https:// are mirrored", 400);
@@ -286,10 +286,11 @@ awaitable<Result<void>> GitRepos::mirror(std::string app_id, std::string url, st
   std::vector<std::string> args;
   if (!auth.empty()) args = {"-c", "http.extraHeader=Authorization: " + auth};
   if (!hook_.ca_file.empty()) args.insert(args.end(), {"-c", "http.sslCAInfo=" + hook_.ca_file});
-  for (std::string a : {"fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head"}) args.push_back(a);
+  for (std::string a : {"fetch", "--quiet", "--no-write-fetch-head"}) args.push_back(a);
+  if (!fast_forward_only) args.insert(args.end(), {"--prune", "--force"});
   args.push_back(url);
-  args.push_back("+refs/heads/*:refs/heads/*");
-  args.push_back("+refs/tags/*:refs/tags/*");
+  args.push_back(fast_forward_only ? "refs/heads/*:refs/heads/*" : "+refs/heads/*:refs/heads/*");
+  args.push_back(fast_forward_only ? "refs/tags/*:refs/tags/*" : "+refs/tags/*:refs/tags/*");
   auto r = co_await git(app_id, std::move(args));
   if (!r) co_return fail(r.error());
   co_return Result<void>{};

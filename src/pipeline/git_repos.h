@@ -66,8 +66,11 @@ class GitRepos {
   net::awaitable<Result<std::string>> fetch(std::string app_id, std::string url, std::string ref);
   // Makes the app's repository a copy of the one at `url` (another server's
   // /git/<name>.git): every branch and tag, forced, pruned. `auth` is sent
-  // as the Authorization header ("" = none).
-  net::awaitable<Result<void>> mirror(std::string app_id, std::string url, std::string auth);
+  // as the Authorization header ("" = none). `fast_forward_only`: branches
+  // and tags only move forward (a new leader catching up on a push it
+  // missed, from a follower); nothing is pruned or rewound.
+  net::awaitable<Result<void>> mirror(std::string app_id, std::string url, std::string auth,
+                                      bool fast_forward_only = false);
   // Changes when a push changes the app's refs (mtimes of refs/heads and
   // packed-refs); "" when there is no repository.
   std::string refs_signature(std::string_view app_id) const;

@@ -34,7 +34,7 @@ NODE_MODULES = os.path.join(HERE, "node_modules")
 FLUENT_LOGGER_JS = r"""
 const logger = require('fluent-logger');
 const [port, tagPrefix, label, n, ack, sharedKey] = process.argv.slice(2);
-const opts = {host: '127.0.0.1', port: Number(port), timeout: 5.0, reconnectInterval: 500,
+const opts = {host: process.env.FLUENT_HOST || '127.0.0.1', port: Number(port), timeout: 5.0, reconnectInterval: 500,
               requireAckResponse: ack === '1', ackResponseTimeout: 5000};
 if (sharedKey) opts.security = {clientHostname: 'it-client', sharedKey: sharedKey};
 const sender = logger.createFluentSender(tagPrefix, opts);

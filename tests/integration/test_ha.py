@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -229,6 +230,98 @@ class HaTest(SteleTestCase):
         repo.write("templates/index.html.in", repo.read("templates/index.html.in").replace("again", "a third time"))
         repo.commit("third version")
         pushed(3, new)  # a fast-forward of the repository the new leader copied
+
+    def test_03_logs_and_metrics_reach_every_server(self):
+        """Agents ship their tasks' output and their metric points to every
+        server; a server relays what external senders give it (forward
+        records, Graphite points) to the others. So after the leader is
+        killed, the new one holds the whole history, and what it receives
+        next still reaches the surviving follower."""
+        from test_forward import FLUENT_LOGGER_JS, NODE_MODULES, have_node_clients
+        if not have_node_clients():
+            self.fail("node or the npm clients are missing: run scripts/bootstrap (cd tests/integration && npm ci)")
+        etcd_url = self.start_etcd()
+        servers = self.start_servers(etcd_url)
+        leader = self.wait_leader(servers, 15)
+        followers = [s for s in servers if s is not leader]
+        urls = ",".join(s.url for s in servers)
+        self.h.agent(leader, "agentA", "hostA", "32640-32659", server_url=urls, agent_timeout=10, metrics_interval=1)
+        leader.api.post("/v2/apps", sample_app(APP, instances=1, release_tag="v1"))
+        wait_until(lambda: len(leader.api.healthy_tasks(APP)) == 1, 40, "1 healthy instance")
+        wait_until(lambda: all(len(self.app_lines(s)) >= 3 for s in servers), 30,
+                   "the instance's output on every server (not only the leader)")
+
+        def forward(server, label, n):
+            path = self.h.path("clients", "fluent-logger.js")
+            with open(path, "w") as f:
+                f.write(FLUENT_LOGGER_JS)
+            env = dict(os.environ, NODE_PATH=NODE_MODULES, FLUENT_HOST="127.0.0.1")
+            r = subprocess.run(["node", path, str(server.forward_port), "ext", label, str(n), "1"],
+                               capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+            self.assertEqual(r.returncode, 0, "fluent-logger to %s: %s%s" % (server.name, r.stdout, r.stderr))
+
+        def graphite(server, line):
+            with socket.create_connection(("127.0.0.1", server.graphite_port), timeout=5) as c:
+                c.sendall(line.encode())
+
+        # External senders: forward records to the leader, Graphite points
+        # to a follower -- each relayed to the two others, stored once.
+        forward(leader, "before", 20)
+        now = int(time.time())
+        graphite(followers[0], "ha.external.before %d %d\n" % (42, now))
+        for s in servers:
+            got = wait_until(lambda: (lambda rows: rows if len(rows) >= 20 else None)(self.tag_lines(s, "ext.before")),
+                             20, "the leader's forward records on %s" % s.name)
+            self.assertEqual(sorted(got), sorted("fluent-logger before %d" % i for i in range(20)),
+                             "%s holds every external record once" % s.name)
+            wait_until(lambda: 42 in self.points(s, "ha.external.before"), 20,
+                       "the follower's Graphite point on %s" % s.name)
+        agent_series = "stele.node.hostA.memory.*"
+        wait_until(lambda: all(self.points(s, agent_series) for s in servers), 30, "the agent's metrics on every server")
+
+        # The leader dies: the new one holds everything the old one had.
+        history = set(self.app_lines(leader))
+        node_points = len(self.points(leader, agent_series))
+        leader.proc.kill9()
+        new = self.wait_leader(servers, 15, exclude=(leader.name,))
+        other = next(s for s in servers if s not in (leader, new))
+        wait_until(lambda: history <= set(self.app_lines(new)), 20, "the old leader's log history on the new leader")
+        log("%d task log lines held by the old leader are all on %s" % (len(history), new.name))
+        self.assertGreaterEqual(len(self.points(new, agent_series)), node_points, "no agent metric history missing")
+        self.assertEqual(len(self.tag_lines(new, "ext.before")), 20)
+
+        # What the new leader receives next reaches the surviving follower.
+        forward(new, "after", 10)
+        graphite(new, "ha.external.after %d %d\n" % (7, int(time.time())))
+        for s in (new, other):
+            wait_until(lambda: len(self.tag_lines(s, "ext.after")) == 10, 20, "the new leader's records on %s" % s.name)
+            wait_until(lambda: 7 in self.points(s, "ha.external.after"), 20, "the new leader's point on %s" % s.name)
+        before = len(self.app_lines(other))
+        wait_until(lambda: len(self.app_lines(other)) > before, 20, "the agent still shipping to the follower")
+
+    @staticmethod
+    def app_lines(server):
+        """The app's task output stored on `server` (its own store, not the leader's)."""
+        text = HaTest.local_logs(server, {"app": "/web"})
+        return [(r.get("time"), json.dumps(r.get("record", r), sort_keys=True)) for r in
+                (json.loads(line) for line in text.splitlines() if line.strip())]
+
+    @staticmethod
+    def tag_lines(server, tag):
+        text = HaTest.local_logs(server, {"tag": tag})
+        return [json.loads(line).get("record", {}).get("log") for line in text.splitlines() if line.strip()]
+
+    @staticmethod
+    def local_logs(server, params):
+        q = dict(params, limit=10000)
+        return stelelib.get_text(server.url + "/api/v1/logs?" + urllib.parse.urlencode(q), timeout=10)
+
+    @staticmethod
+    def points(server, target):
+        """Non-null values of `target` over the last 10 minutes, from `server`'s own store."""
+        q = urllib.parse.urlencode({"target": target, "from": "-10min", "format": "json"})
+        text = stelelib.get_text(server.url + "/render?" + q, timeout=10)
+        return [v for series in json.loads(text) for v, _ in series["datapoints"] if v is not None]
 
     @staticmethod
     def release_doc(server, n):

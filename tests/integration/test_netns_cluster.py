@@ -9,18 +9,24 @@ replaced on the free agent; a second host cut off (partitioned) fences
 itself — its instance stops — and the missing instance waits with a visible
 reason; both hosts back → exactly 2 instances on distinct hosts; an agent with
 a wrong join token is refused and a viewer token cannot deploy; the leader
-killed mid-deploy → the deployment completes under a new leader; a follower
-killed → a git push, a rollback, log and metric queries still work; every
+killed mid-deploy → the deployment completes under a new leader, which holds
+the old one's whole log and metric history (agents ship to every server,
+servers relay external senders' records to each other); a follower killed →
+a git push, a rollback, log and metric queries still work; every
 server restarted → the same apps, releases and tasks.
 
 Run (root): STELE_BIN=build/stele python3 tests/integration/test_netns_cluster.py -v
 Task ports: 32640-32679 inside the agent hosts' namespaces.
 """
 
+import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -159,6 +165,43 @@ class NetnsClusterTest(SteleTestCase):
             return None
         return live
 
+    # ---- logs and metrics, each from one server's own stores (followers answer these themselves)
+
+    def url(self, h):
+        return "http://%s:7070" % self.net.addr(h)
+
+    def logs(self, h, **params):
+        q = urllib.parse.urlencode(dict(params, limit=10000))
+        text = get_text(self.url(h) + "/api/v1/logs?" + q, timeout=10)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def app_lines(self, h):
+        return [(r.get("time"), json.dumps(r.get("record", r), sort_keys=True)) for r in self.logs(h, app=APP)]
+
+    def tag_lines(self, h, tag):
+        return [r.get("record", {}).get("log") for r in self.logs(h, tag=tag)]
+
+    def points(self, h, target):
+        q = urllib.parse.urlencode({"target": target, "from": "-10min", "format": "json"})
+        doc = json.loads(get_text(self.url(h) + "/render?" + q, timeout=10))
+        return [v for series in doc for v, _ in series["datapoints"] if v is not None]
+
+    def forward_records(self, h, label, n):
+        from test_forward import FLUENT_LOGGER_JS, NODE_MODULES, have_node_clients
+        if not have_node_clients():
+            self.fail("node or the npm clients are missing: run scripts/bootstrap (cd tests/integration && npm ci)")
+        path = self.h.path("clients", "fluent-logger.js")
+        with open(path, "w") as f:
+            f.write(FLUENT_LOGGER_JS)
+        env = dict(os.environ, NODE_PATH=NODE_MODULES, FLUENT_HOST=self.net.addr(h))
+        r = subprocess.run(["node", path, "24224", "ext", label, str(n), "1"], capture_output=True, text=True,
+                           timeout=60, env=env, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, "fluent-logger to %s: %s%s" % (h, r.stdout, r.stderr))
+
+    def graphite(self, h, line):
+        with socket.create_connection((self.net.addr(h), 2003), timeout=5) as c:
+            c.sendall(line.encode())
+
     def answer(self, task):
         return get_text("http://%s:%d/" % (self.net.addr(self.hosts_of([task])[0]), task["ports"][0]), timeout=2)
 
@@ -232,6 +275,16 @@ class NetnsClusterTest(SteleTestCase):
         self.assertEqual(status, 403, doc)
         self.assertEqual(self.api.app(APP)["release"], 1, "the viewer's deploy changed nothing")
 
+        # External senders: forward records (npm fluent-logger) to the
+        # leader, a Graphite point to a follower -- relayed to every server.
+        a_follower = next(h for h in SERVERS if h != leader)
+        self.forward_records(leader, "netns", 10)
+        self.graphite(a_follower, "netns.external %d %d\n" % (5, int(time.time())))
+        history = set(self.app_lines(leader))
+        for h in SERVERS:
+            wait_until(lambda: len(self.tag_lines(h, "ext.netns")) == 10 and 5 in self.points(h, "netns.external"),
+                       20, "the external records and point on %s" % h)
+
         # The leader killed mid-deploy: the new one completes it.
         self.api.put("/v2/apps/uniq", app_spec("v2"))
         wait_until(lambda: any(t.get("release") == 2 for t in self.live(self.api)), 30, "the upgrade to start")
@@ -245,6 +298,11 @@ class NetnsClusterTest(SteleTestCase):
                           "the deployment to complete under the new leader")
         for t in live:
             self.assertIn("v2", self.answer(t))
+        # ... and holds the whole log and metric history the old one had.
+        wait_until(lambda: history <= set(self.app_lines(leader2)), 20, "the old leader's log history on " + leader2)
+        self.assertEqual(sorted(self.tag_lines(leader2, "ext.netns")), sorted("fluent-logger netns %d" % i for i in range(10)))
+        self.assertIn(5, self.points(leader2, "netns.external"))
+        log("%d log lines of %s held by the old leader are on %s" % (len(history), APP, leader2))
 
         # A follower killed: push, rollback, log and metric queries still work.
         follower = next(h for h in SERVERS if h not in (leader, leader2))
@@ -286,6 +344,55 @@ class NetnsClusterTest(SteleTestCase):
         after = (self.api.app(APP)["release"], sorted(t["id"] for t in self.settled(self.api, 2, tag=current)))
         self.assertEqual(before, after, "release and tasks survive restarting every server")
         self.assertEqual(sorted(r["number"] for r in self.api.get("/api/v1/apps/uniq/releases")["releases"]), [1, 2])
+
+        # The leader may now be the server that was down during the push: it
+        # copies the artifact and the repository it lacks from a follower.
+        hello = self.api.get("/api/v1/apps/hello/releases/1")
+        hello = hello["release"] if isinstance(hello.get("release"), dict) else hello
+        auth = {"Authorization": "Bearer " + TOKEN}
+        wait_until(lambda: http("GET", self.api.url + "/api/v1/artifacts/" + hello["artifact"], headers=auth)[0] == 200,
+                   30, "the leader to hold release hello/1's artifact")
+        wait_until(lambda: "refs/heads/main" in self.ls_remote(self.api.url), 30, "the leader to hold hello's repository")
+
+        # Backup of the running cluster (through whichever server; the CLI
+        # finds the leader), restored into a fresh data dir: a server started
+        # on it has the same apps and releases, artifacts and repositories.
+        backup = self.h.path("cluster-backup.tar")
+        urls = ",".join(self.url(h) for h in SERVERS)
+        out = self.h.run([STELE, "--api", urls, "--token", TOKEN, "backup", backup], timeout=300).stdout
+        log("backup: " + out.strip().splitlines()[-1])
+        fresh = os.path.join(self.h.tmp, "restored")
+        self.h.run([STELE, "restore", backup, "--data-dir", fresh], timeout=120)
+        a = self.net.addr("client")
+        self.h.spawn("restored", [STELE, "server", "--data-dir", fresh, "--listen", a + ":7071", "--token", TOKEN,
+                                  "--forward-listen", "off", "--graphite-listen", "off", "--router-listen", "off"])
+        restored = TokenApi("http://%s:7071" % a)
+        wait_until(restored.ping, 20, "the restored server to answer /ping")
+        self.assertEqual(self.catalog(restored), self.catalog(self.api), "the same apps and releases after restore")
+        for name in ("uniq", "hello"):
+            for rel in restored.get("/api/v1/apps/%s/releases" % name)["releases"]:
+                if rel.get("artifact"):
+                    status, _ = http("GET", restored.url + "/api/v1/artifacts/" + rel["artifact"],
+                                     headers={"Authorization": "Bearer " + TOKEN})
+                    self.assertEqual(status, 200, "release %s/%d's artifact restored" % (name, rel["number"]))
+        self.assertIn("refs/heads/main", self.ls_remote(restored.url), "the pushed repository restored")
+
+    @staticmethod
+    def ls_remote(url):
+        r = subprocess.run(["git", "ls-remote", url + "/git/hello.git"], capture_output=True, text=True,
+                           timeout=30, env=dict(os.environ, GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
+                                                GIT_CONFIG_VALUE_0="Authorization: Bearer " + TOKEN))
+        return r.stdout
+
+    @staticmethod
+    def catalog(api):
+        """Apps, and each app's releases: number, status and artifact."""
+        out = {}
+        for a in api.get("/api/v1/apps")["apps"]:
+            name = a["id"].strip("/")
+            out[a["id"]] = sorted((r["number"], r.get("status"), r.get("artifact"))
+                                  for r in api.get("/api/v1/apps/%s/releases" % name)["releases"])
+        return out
 
 
 if __name__ == "__main__":

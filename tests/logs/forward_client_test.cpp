@@ -24,6 +24,8 @@
 #include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include "logs/forward_codec.h"
 #include "logs/forward_relay.h"
 #include "logs/forward_server.h"
@@ -32,14 +34,11 @@
 
 namespace stele::logs {
 namespace {
+using test_support::eventually;
+using test_support::pack;
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-std::string pack(const Json& j) {
-  auto v = Json::to_msgpack(j);
-  return {v.begin(), v.end()};
-}
 
 std::string packed_request(std::string_view tag, int n, std::string_view chunk) {
   std::vector<OwnedLogEntry> owned;
@@ -218,15 +217,6 @@ class ForwardClientTest : public ::testing::Test {
   std::unique_ptr<ForwardRelay> relay_;
   std::thread thread_;
 };
-
-bool eventually(const std::function<bool()>& fn, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!fn()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 // ---- ForwardClient ----
 

@@ -19,17 +19,16 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include "logs/forward_codec.h"
 
 namespace stele::logs {
 namespace {
+using test_support::eventually;
+using test_support::pack;
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
-
-std::string pack(const Json& j) {
-  auto v = Json::to_msgpack(j);
-  return {v.begin(), v.end()};
-}
 
 // Message mode, hand-built: [tag, time(uint32), record, {"chunk": id}?].
 std::string message_request(std::string_view tag, uint32_t secs, const Json& rec, std::string_view chunk = {}) {

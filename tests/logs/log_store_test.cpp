@@ -12,16 +12,15 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 namespace stele::logs {
 namespace {
+using test_support::eventually;
+using test_support::pack;
 namespace fs = std::filesystem;
 
 constexpr int64_t kSec = 1'000'000'000;
-
-std::string pack(const Json& j) {
-  auto v = Json::to_msgpack(j);
-  return {v.begin(), v.end()};
-}
 
 OwnedLogEntry entry(std::string tag, int64_t t, Json rec) { return {std::move(tag), t, pack(rec)}; }
 
