@@ -498,7 +498,17 @@ struct ServerRole {
       if (!(f.router_header_timeout > 0)) return fail("--router-header-timeout: must be more than 0 seconds");
       ro.proxy.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.router_header_timeout * 1000));
       ro.node = f.hostname.empty() ? system_hostname() : f.hostname;
-      router = std::make_unique<router::RouterService>(ro, logs.get());
+      if (auto* sp = relay_spool.get()) {  // its access records go to the other servers too
+        ro.access_sink = [store = logs, sp](const std::vector<logs::LogEntry>& views) -> Result<void> {
+          auto r = store->append(views);
+          if (!r) return fail(r.error());
+          sp->append(views);
+          return {};
+        };
+        router = std::make_unique<router::RouterService>(ro, nullptr);
+      } else {
+        router = std::make_unique<router::RouterService>(ro, logs.get());
+      }
       auto rb = router->start();
       if (!rb) return fail(rb.error());
       ao.routers = [r = router.get(), node = ro.node] {

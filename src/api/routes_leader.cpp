@@ -1,8 +1,10 @@
 // Leadership on the API (design.md "Storage and high availability"): who
-// leads, and a follower's gate that sends every request it does not answer
-// itself to the leader.
+// leads, and a follower's gate: what it does not answer itself it proxies to
+// the leader (streams included), except the agent protocol, git pushes,
+// artifacts and backups, which get a 307 redirect their clients follow.
 #include "api/api_impl.h"
 #include "artifact/sha256.h"
+#include "net/http_client.h"
 
 namespace stele::api {
 
@@ -46,6 +48,69 @@ bool held_artifact(const ApiServer::Impl& s, const HttpRequest& req) {
   return artifact::is_sha256_hex(digest) && s.artifacts->has(digest);
 }
 
+// Sent to the leader with a 307 (same target; X-Stele-Leader names it): the
+// agent protocol (agents move to the leader), git pushes (git follows the
+// first redirect), artifacts and backups (large bodies, read by Stele's own
+// clients, which follow redirects); and HEAD requests.
+bool redirected(const HttpRequest& req) {
+  if (req.method == "HEAD") return true;  // (no body to relay)
+  const std::string& p = req.path;
+  for (std::string_view prefix : {"/api/v1/agent/", "/git/", "/api/v1/artifacts/", "/api/v1/backup", "/api/v1/replication"})
+    if (p.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+net::Handler fixed(HttpResponse answer) {
+  return [answer](HttpRequest&) -> net::awaitable<HttpResponse> { co_return answer; };
+}
+
+// The request, as the leader answers it. The follower checks the caller's
+// token first (its own listener's rules: a request it would refuse is not
+// let through because the leader sees it coming from this server).
+net::awaitable<HttpResponse> proxy(ApiServer::Impl& s, std::string leader, HttpRequest& req) {
+  if (auto denied = s.check_auth(req, false)) co_return *denied;
+  net::Headers h;
+  for (const char* k : {"authorization", "content-type", "accept", "last-event-id", "user-agent"})
+    if (auto v = req.header(k); !v.empty()) h.emplace_back(k, v);
+  h.emplace_back("X-Forwarded-For", req.peer);
+  std::string url = leader + req.target;
+  auto opened = co_await net::http_open(req.method, url, std::move(req.body), std::move(h), std::chrono::seconds(120));
+  if (!opened) {
+    auto a = HttpResponse::json(502, {{"message", "this server is a follower and could not reach the leader at " + leader +
+                                                      ": " + opened.error().message}});
+    a.headers.emplace_back("X-Stele-Leader", leader);
+    co_return a;
+  }
+  std::shared_ptr<net::OpenResponse> answer = *opened;
+  HttpResponse out;
+  out.status = answer->status;
+  auto header = [&answer](const char* k) {
+    auto it = answer->headers.find(k);
+    return it == answer->headers.end() ? std::string() : it->second;
+  };
+  out.content_type = header("content-type");
+  for (const char* k : {"location", "retry-after", "www-authenticate", "content-disposition", "content-encoding"})
+    if (auto v = header(k); !v.empty()) out.headers.emplace_back(k, v);
+  out.headers.emplace_back("X-Stele-Leader", leader);
+  if (header("content-length").empty()) {  // a stream (chunked until the leader ends it): relayed as it comes
+    out.stream = [answer](net::StreamWriter& w) -> net::awaitable<void> {
+      for (;;) {
+        auto piece = co_await answer->next(std::chrono::hours(24));
+        if (!piece || piece->empty()) co_return;
+        if (!co_await w.write(std::move(*piece))) co_return;
+      }
+    };
+    co_return out;
+  }
+  for (;;) {
+    auto piece = co_await answer->next(std::chrono::seconds(120));
+    if (!piece) co_return HttpResponse::json(502, {{"message", "the leader's answer broke off: " + piece.error().message}});
+    if (piece->empty()) break;
+    out.body += *piece;
+  }
+  co_return out;
+}
+
 }  // namespace
 
 std::string leader_host_port(const ApiServer::Impl& s) {
@@ -65,19 +130,21 @@ void add_leader_routes(net::Router& r, ApiServer::Impl& s) {
     co_return HttpResponse::json(200, {{"leader", leader}, {"self", v.self}});
   });
   if (!s.opts.leadership) return;
-  r.set_gate([&s](const HttpRequest& req) -> std::optional<HttpResponse> {
+  r.set_gate([&s](const HttpRequest& req) -> std::optional<net::Handler> {
     LeaderView v = s.opts.leadership();
     if (v.self || served_by_follower(req) || held_artifact(s, req)) return std::nullopt;
     if (v.url.empty()) {
       auto a = HttpResponse::json(503, {{"message", "no leader elected yet: this server is a follower; retry shortly"}});
       a.headers.emplace_back("Retry-After", "1");
-      return a;
+      return fixed(std::move(a));
     }
+    if (!redirected(req))
+      return net::Handler([&s, leader = v.url](HttpRequest& r) { return proxy(s, leader, r); });
     auto a = HttpResponse::json(307, {{"message", "this server is a follower: the leader is " + v.id + " at " + v.url},
                                       {"leader", v.url}});
     a.headers.emplace_back("Location", v.url + req.target);
     a.headers.emplace_back("X-Stele-Leader", v.url);
-    return a;
+    return fixed(std::move(a));
   });
 }
 

@@ -146,6 +146,18 @@ bhttp::request<bhttp::string_body> make_request(const std::string& method, const
 
 namespace {
 
+// A response's header fields, names lower-cased.
+template <class Fields>
+std::map<std::string, std::string> lower_headers(const Fields& fields) {
+  std::map<std::string, std::string> out;
+  for (const auto& f : fields) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(tolower(c));
+    out[name] = std::string(f.value());
+  }
+  return out;
+}
+
 template <class Stream>
 awaitable<Result<ClientResponse>> exchange(Stream& stream, bhttp::request<bhttp::string_body>& req,
                                            const std::string& url, std::chrono::milliseconds timeout) {
@@ -161,52 +173,87 @@ awaitable<Result<ClientResponse>> exchange(Stream& stream, bhttp::request<bhttp:
   auto& res = parser.get();
   ClientResponse out;
   out.status = res.result_int();
-  for (const auto& f : res) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(tolower(c));
-    out.headers[name] = std::string(f.value());
-  }
+  out.headers = lower_headers(res);
   out.body = std::move(res.body());
   close_stream(stream);
   co_return out;
 }
 
 template <class Stream>
-awaitable<Result<int>> stream_body(Stream& stream, bhttp::request<bhttp::string_body>& req, const std::string& url,
-                                   const std::function<bool(std::string_view)>& on_data,
-                                   std::chrono::milliseconds idle_timeout) {
-  boost::system::error_code ec;
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
-  co_await bhttp::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return fail("sending to " + url + ": " + ec.message());
+struct OpenResponseOn final : OpenResponse {
+  std::unique_ptr<Stream> stream;
+  std::string url;
   beast::flat_buffer buf;
-  bhttp::response_parser<bhttp::buffer_body> p;
-  p.body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none misbehaves on 1.74
-  beast::get_lowest_layer(stream).expires_after(idle_timeout);
-  co_await bhttp::async_read_header(stream, buf, p, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return fail("reading from " + url + ": " + ec.message());
-  int status = p.get().result_int();
-  char tmp[16384];
-  while (!p.is_done()) {
-    p.get().body().data = tmp;
-    p.get().body().size = sizeof tmp;
-    beast::get_lowest_layer(stream).expires_after(idle_timeout);
-    // read_some: return with whatever arrived (SSE events are small).
-    co_await bhttp::async_read_some(stream, buf, p, asio::redirect_error(use_awaitable, ec));
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) {
-      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
-        break;
-      co_return fail("stream from " + url + " ended: " + ec.message());
-    }
-    size_t n = sizeof tmp - p.get().body().size;
-    if (n && !on_data(std::string_view(tmp, n))) break;
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  bool ended = false;
+
+  ~OpenResponseOn() override {
+    if (stream) close_stream(*stream);
   }
-  close_stream(stream);
-  co_return status;
+
+  awaitable<Result<void>> open(bhttp::request<bhttp::string_body>& req, std::chrono::milliseconds head_timeout) {
+    boost::system::error_code ec;
+    beast::get_lowest_layer(*stream).expires_after(std::chrono::seconds(30));
+    co_await bhttp::async_write(*stream, req, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return fail("sending to " + url + ": " + ec.message());
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none misbehaves on 1.74
+    beast::get_lowest_layer(*stream).expires_after(head_timeout);
+    co_await bhttp::async_read_header(*stream, buf, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return fail("reading from " + url + ": " + ec.message());
+    status = parser.get().result_int();
+    headers = lower_headers(parser.get());
+    co_return Result<void>{};
+  }
+
+  awaitable<Result<std::string>> next(std::chrono::milliseconds idle_timeout) override {
+    char tmp[16384];
+    while (!ended && !parser.is_done()) {
+      parser.get().body().data = tmp;
+      parser.get().body().size = sizeof tmp;
+      boost::system::error_code ec;
+      beast::get_lowest_layer(*stream).expires_after(idle_timeout);
+      co_await bhttp::async_read_some(*stream, buf, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) {
+        ended = true;
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+          break;
+        co_return fail("answer from " + url + " ended: " + ec.message());
+      }
+      size_t n = sizeof tmp - parser.get().body().size;
+      if (n) co_return std::string(tmp, n);
+    }
+    co_return std::string();
+  }
+};
+
+template <class Stream>
+awaitable<Result<std::shared_ptr<OpenResponse>>> open_on(std::unique_ptr<Stream> stream,
+                                                         bhttp::request<bhttp::string_body>& req, std::string url,
+                                                         std::chrono::milliseconds head_timeout) {
+  auto r = std::make_shared<OpenResponseOn<Stream>>();
+  r->stream = std::move(stream);
+  r->url = std::move(url);
+  if (auto ok = co_await r->open(req, head_timeout); !ok) co_return fail(ok.error());
+  co_return std::shared_ptr<OpenResponse>(r);
 }
 
 }  // namespace
+
+awaitable<Result<std::shared_ptr<OpenResponse>>> http_open(std::string method, std::string url, std::string body,
+                                                            Headers headers, std::chrono::milliseconds head_timeout) {
+  auto u = parse_url(url);
+  if (!u) co_return fail(u.error());
+  auto req = make_request(method, *u, std::move(body), headers);
+  if (u->tls) {
+    auto tls = co_await connect_tls(*u, std::chrono::seconds(10));
+    if (!tls) co_return fail(tls.error());
+    co_return co_await open_on(std::move(*tls), req, url, head_timeout);
+  }
+  auto stream = co_await connect(*u, std::chrono::seconds(10));
+  if (!stream) co_return fail(stream.error());
+  co_return co_await open_on(std::make_unique<beast::tcp_stream>(std::move(*stream)), req, url, head_timeout);
+}
 
 awaitable<Result<ClientResponse>> http_request(std::string method, std::string url, std::string body,
                                                Headers headers, std::chrono::milliseconds timeout) {
@@ -226,17 +273,15 @@ awaitable<Result<ClientResponse>> http_request(std::string method, std::string u
 awaitable<Result<int>> http_stream(std::string method, std::string url, std::string body, Headers headers,
                                    std::function<bool(std::string_view)> on_data,
                                    std::chrono::milliseconds idle_timeout) {
-  auto u = parse_url(url);
-  if (!u) co_return fail(u.error());
-  auto req = make_request(method, *u, std::move(body), headers);
-  if (u->tls) {
-    auto tls = co_await connect_tls(*u, std::chrono::seconds(10));
-    if (!tls) co_return fail(tls.error());
-    co_return co_await stream_body(**tls, req, url, on_data, idle_timeout);
+  auto r = co_await http_open(std::move(method), std::move(url), std::move(body), std::move(headers), idle_timeout);
+  if (!r) co_return fail(r.error());
+  std::shared_ptr<OpenResponse> open = *r;
+  for (;;) {
+    auto piece = co_await open->next(idle_timeout);
+    if (!piece) co_return fail(piece.error());
+    if (piece->empty() || !on_data(*piece)) break;
   }
-  auto stream = co_await connect(*u, std::chrono::seconds(10));
-  if (!stream) co_return fail(stream.error());
-  co_return co_await stream_body(*stream, req, url, on_data, idle_timeout);
+  co_return open->status;
 }
 
 template <class T>

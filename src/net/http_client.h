@@ -51,6 +51,22 @@ awaitable<Result<int>> http_stream(std::string method, std::string url, std::str
                                    Headers headers, std::function<bool(std::string_view)> on_data,
                                    std::chrono::milliseconds idle_timeout = std::chrono::seconds(60));
 
+// An answer whose status and headers have arrived; its body is read piece
+// by piece (a follower relaying the leader's answer, streams included).
+class OpenResponse {
+ public:
+  virtual ~OpenResponse() = default;
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-cased
+  // The next piece of the body as it arrives; "" once it ended. An error
+  // when nothing arrived for `idle_timeout` or the connection broke.
+  virtual awaitable<Result<std::string>> next(std::chrono::milliseconds idle_timeout) = 0;
+};
+// Sends the request and waits (up to `head_timeout`) for the answer's head.
+awaitable<Result<std::shared_ptr<OpenResponse>>> http_open(std::string method, std::string url, std::string body,
+                                                            Headers headers,
+                                                            std::chrono::milliseconds head_timeout = std::chrono::seconds(60));
+
 // Blocking wrappers for the CLI and tests (run their own io_context).
 Result<ClientResponse> http_request_sync(const std::string& method, const std::string& url,
                                          const std::string& body = {}, const Headers& headers = {},

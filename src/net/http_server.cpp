@@ -124,7 +124,7 @@ struct HttpServer::Impl {
 
   awaitable<HttpResponse> dispatch(HttpRequest& req) {
     if (router.gate())
-      if (auto answer = router.gate()(req)) co_return std::move(*answer);
+      if (auto instead = router.gate()(req)) co_return co_await (*instead)(req);
     bool path_matched = false;
     const Handler* h = router.match(req, path_matched);
     if (!h) {

@@ -17,9 +17,9 @@ class Router {
   // Finds a handler; fills req.params. Returns nullptr when nothing matches;
   // `path_matched` tells whether some route had the path (for 405 vs 404).
   const Handler* match(HttpRequest& req, bool& path_matched) const;
-  // Consulted before any route: an answer it gives is sent instead (a
-  // follower server's redirect to its leader).
-  using Gate = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+  // Consulted before any route: a handler it gives answers instead (a
+  // follower server's proxy or redirect to its leader).
+  using Gate = std::function<std::optional<Handler>(const HttpRequest&)>;
   void set_gate(Gate g) { gate_ = std::move(g); }
   const Gate& gate() const { return gate_; }
 

@@ -274,6 +274,16 @@ class NetnsClusterTest(SteleTestCase):
                            headers={"Authorization": "Bearer " + viewer})
         self.assertEqual(status, 403, doc)
         self.assertEqual(self.api.app(APP)["release"], 1, "the viewer's deploy changed nothing")
+        # Through a follower (which proxies to the leader): the same rules.
+        via = self.url(next(h for h in SERVERS if h != leader))
+        status, doc = http("PUT", via + "/v2/apps/uniq", app_spec("v9"))
+        self.assertEqual(status, 401, "a tokenless write through a follower: %s" % doc)
+        status, doc = http("PUT", via + "/v2/apps/uniq", app_spec("v9"), headers={"Authorization": "Bearer " + viewer})
+        self.assertEqual(status, 403, doc)
+        self.assertEqual(self.api.app(APP)["release"], 1, "nothing changed through the follower")
+        status, doc = http("GET", via + "/api/v1/apps/uniq/tasks", headers={"Authorization": "Bearer " + viewer})
+        self.assertEqual((status, len(doc["tasks"])), (200, len(self.api.get("/api/v1/apps/uniq/tasks")["tasks"])),
+                         "a read through a follower answers the leader's view")
 
         # External senders: forward records (npm fluent-logger) to the
         # leader, a Graphite point to a follower -- relayed to every server.
