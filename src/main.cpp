@@ -296,6 +296,7 @@ struct ServerRole {
   std::unique_ptr<logs::ForwardServer> forward;  // nullptr with --forward-listen off
   std::unique_ptr<logs::ForwardRelay> relay;     // nullptr without --forward-to
   std::unique_ptr<logs::Shipper> peers;          // relay_spool -> the other servers' forward inputs
+  std::function<Result<void>()> leader_relay;    // --forward-to with several servers: started on election
   std::unique_ptr<router::RouterService> router;  // nullptr with --router-listen off
   std::unique_ptr<asio::steady_timer> router_timer;
   uint64_t router_version = 0;                   // last table version sent to the router
@@ -416,13 +417,32 @@ struct ServerRole {
 
   // --forward-to: everything in the log store relayed to an upstream forward
   // input, the cursor kept next to the store.
+  // With several servers (etcd) the relay is a leader-only duty (design.md):
+  // every server holds every record, so the leader alone relays them; it
+  // starts in start_duties().
   Result<void> start_relay(asio::io_context& io, const Flags& f) {
     if (f.forward_to.empty()) return {};
     auto hp = net::split_host_port(f.forward_to);
     if (!hp || hp->second == 0) return fail("--forward-to: expected host:port, got '" + f.forward_to + "'");
     if (hp->first + ":" + std::to_string(hp->second) == forward_bound)
       return fail("--forward-to " + f.forward_to + " is this server's own forward input: records would loop");
+    if (relay_spool && !leader_relay) {
+      leader_relay = [this, &io, f] { return start_relay(io, f); };
+      return {};
+    }
     logs::ForwardRelayOptions ro;
+    if (relay_spool) {
+      // A server that never relayed (it followed until now) starts with the
+      // last minute (what the previous leader may not have sent), not with
+      // everything its store holds, which the previous leader relayed.
+      logs::LogQuery q;
+      q.after = 0;
+      q.limit = 1;
+      q.since_ns = (std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count() - 60) * 1'000'000'000LL;
+      if (auto first = logs->query(q); first && !first->empty()) ro.start_after = first->front().seq - 1;
+      else ro.start_after = logs->last_seq();
+    }
     ro.client.address = f.forward_to;
     ro.client.shared_key = f.forward_to_shared_key;
     ro.client.self_hostname = f.hostname.empty() ? system_hostname() : f.hostname;
@@ -441,6 +461,7 @@ struct ServerRole {
     }
     if (auto r = open_logs(io, f, data_dir); !r) return r;
     if (auto r = open_metrics(io, f, data_dir); !r) return r;
+    if (relay_spool) metrics->set_relay_active(false);  // --carbon-relay: the leader's duty
     auto st = store::open_store(f.store_url, (data_dir / "state.db").string());
     if (!st) return fail(st.error());
     store = std::move(*st);
@@ -547,6 +568,9 @@ struct ServerRole {
   // pipeline, monitoring, the router's table.
   Result<void> start_duties() {
     if (auto r = store->refresh(); !r) return fail("state store: " + r.error().message);
+    if (leader_relay)
+      if (auto r = leader_relay(); !r) return r;
+    if (metrics) metrics->set_relay_active(true);
     if (auto r = cluster->load(); !r) return r;
     if (auto r = monitor->load(); !r) return fail("monitoring state: " + r.error().message);
     api->start();

@@ -378,7 +378,7 @@ Result<void> ForwardRelay::start() {
   if (*c) {
     i.cursor = **c;
   } else {
-    i.cursor = Cursor{new_relay_id(), 0, 0};
+    i.cursor = Cursor{new_relay_id(), i.opt.start_after.value_or(0), 0};
     if (auto w = write_cursor(i.opt.cursor_path, i.cursor); !w) return fail_cursor(w.error());
   }
   i.on_disk = i.cursor;

@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -52,6 +53,9 @@ namespace stele::logs {
 struct ForwardRelayOptions {
   ForwardClientOptions client;           // upstream address, shared key, timeouts
   std::string cursor_path;               // e.g. <server data>/logs/forward-to.cursor
+  // Without a cursor file: relay the records after this sequence (a server
+  // that takes over from a leader that relayed); unset = from the oldest.
+  std::optional<uint64_t> start_after;
   size_t batch_records = 1000;           // records read from the store per round
   size_t max_chunk_bytes = 4u << 20;     // a chunk is cut before it grows past this
   bool compress = false;                 // CompressedPackedForward (gzip)

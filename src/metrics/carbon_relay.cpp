@@ -45,7 +45,7 @@ void CarbonRelay::stop() {
 }
 
 void CarbonRelay::enqueue(std::span<const Point> points) {
-  if (points.empty()) return;
+  if (points.empty() || !active_) return;
   std::string chunk;
   chunk.reserve(points.size() * 48);
   uint64_t n = 0;

@@ -34,7 +34,10 @@ class CarbonRelay {
   ~CarbonRelay();  // stop()
   void start();
   void stop();
+  // Points are dropped (not queued) while inactive: a follower server, whose
+  // leader relays them (design.md: relays are leader-only).
   void enqueue(std::span<const Point> points);
+  void set_active(bool active) { active_ = active; }
   CarbonRelayStats stats() const;
   const std::string& upstream() const { return upstream_; }
 
@@ -56,6 +59,7 @@ class CarbonRelay {
   size_t queued_bytes_ = 0;
   bool running_ = false;
   std::thread thread_;
+  std::atomic<bool> active_{true};
   std::atomic<uint64_t> sent_{0}, dropped_{0}, connects_{0}, errors_{0};
 };
 

@@ -62,6 +62,10 @@ Result<void> MetricsService::open(MetricsServiceOptions o) {
   return {};
 }
 
+void MetricsService::set_relay_active(bool active) {
+  if (relay_) relay_->set_active(active);
+}
+
 void MetricsService::close() {
   if (graphite_) graphite_->stop();
   if (relay_) relay_->stop();

@@ -62,6 +62,8 @@ class MetricsService {
   std::string graphite_address() const { return graphite_bound_; }
   const GraphiteServer* graphite() const { return graphite_.get(); }
   const CarbonRelay* relay() const { return relay_.get(); }
+  // --carbon-relay sends only while active (with several servers: the leader).
+  void set_relay_active(bool active);
 
   // For logs::ForwardServerOptions::signal_sink: fluent_signal 1 requests of
   // metric records (metric_record.h) are decoded whole (a bad one is refused

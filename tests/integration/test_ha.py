@@ -48,13 +48,13 @@ def raw_request(url, method="GET", body=None):
 
 class HaTest(SteleTestCase):
 
-    def start_servers(self, etcd_url, n=3):
+    def start_servers(self, etcd_url, n=3, args=()):
         servers = []
         for i in range(1, n + 1):
             name = "srv%d" % i
             servers.append(self.h.server(name, agent_timeout=10, args=[
                 "--store", etcd_url, "--hostname", name, "--leader-ttl", str(LEADER_TTL),
-                "--token", TOKEN, "--join-token", JOIN]))  # the same on every server
+                "--token", TOKEN, "--join-token", JOIN] + list(args)))  # the same on every server
         return servers
 
     @staticmethod
@@ -251,7 +251,10 @@ class HaTest(SteleTestCase):
         if not have_node_clients():
             self.fail("node or the npm clients are missing: run scripts/bootstrap (cd tests/integration && npm ci)")
         etcd_url = self.start_etcd()
-        servers = self.start_servers(etcd_url)
+        # Every server relays its log store upstream (--forward-to): a
+        # leader-only duty, so the upstream gets each record once, not thrice.
+        upstream = self.h.server("upstream")
+        servers = self.start_servers(etcd_url, args=["--forward-to", "127.0.0.1:%d" % upstream.forward_port])
         leader = self.wait_leader(servers, 15)
         followers = [s for s in servers if s is not leader]
         urls = ",".join(s.url for s in servers)
@@ -286,6 +289,9 @@ class HaTest(SteleTestCase):
                              "%s holds every external record once" % s.name)
             wait_until(lambda: 42 in self.points(s, "ha.external.before"), 20,
                        "the follower's Graphite point on %s" % s.name)
+        wait_until(lambda: len(self.tag_lines(upstream, "ext.before")) >= 20, 20, "the records relayed upstream")
+        time.sleep(1)
+        self.assertEqual(len(self.tag_lines(upstream, "ext.before")), 20, "only the leader relays upstream")
         agent_series = "stele.node.hostA.memory.*"
         wait_until(lambda: all(self.points(s, agent_series) for s in servers), 30, "the agent's metrics on every server")
 
@@ -306,6 +312,7 @@ class HaTest(SteleTestCase):
         for s in (new, other):
             wait_until(lambda: len(self.tag_lines(s, "ext.after")) == 10, 20, "the new leader's records on %s" % s.name)
             wait_until(lambda: 7 in self.points(s, "ha.external.after"), 20, "the new leader's point on %s" % s.name)
+        wait_until(lambda: len(self.tag_lines(upstream, "ext.after")) >= 10, 20, "the new leader relaying upstream")
         before = len(self.app_lines(other))
         wait_until(lambda: len(self.app_lines(other)) > before, 20, "the agent still shipping to the follower")
 
