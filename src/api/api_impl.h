@@ -57,6 +57,7 @@ struct ApiServer::Impl {
   // a repository missing a push would erase it from the followers too).
   bool repos_verified = false;
   std::set<std::string> repos_behind;
+  std::map<std::string, std::string> repos_held;  // app -> latest release's commit, found in its repository
   std::unique_ptr<pipeline::Pipeline> pipeline;
   bool tick_pending = false;
   Json routes_doc;             // last route table content (without version)

@@ -211,6 +211,7 @@ net::awaitable<void> repair_once(ApiServer::Impl& s) {
   std::set<std::string> behind;
   for (size_t i = 0; i < heads.size(); ++i) {
     std::string app = heads[i][0], sha = heads[i][1];
+    if (s.repos_held[app] == sha) continue;  // checked before: a git process per app only when it changes
     bool has = false;
     if (!s.git->refs_signature(app).empty()) {
       auto tree = co_await s.git->tree_of(app, sha);
@@ -227,7 +228,8 @@ net::awaitable<void> repair_once(ApiServer::Impl& s) {
       has = tree.has_value();
       if (has) spdlog::info("replication: this leader's repository of {} lacked {}; fetched it from {}", app, sha.substr(0, 12), urls[u]);
     }
-    if (!has) behind.insert(app);
+    if (has) s.repos_held[app] = sha;
+    else behind.insert(app);
   }
   if (!behind.empty() && behind != s.repos_behind)
     for (const auto& app : behind)
